@@ -16,12 +16,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import keras
 import librosa
 import numpy as np
-import tensorflow as tf
 
 from asr.audio import SAMPLE_RATE
+from asr.backend import keras, tf
 
 N_MELS = 80
 WINDOW_MS = 25.0

@@ -1,0 +1,249 @@
+"""Importers: turn a corpus in its own layout into a validated manifest plus a rejects file.
+
+Each importer yields raw `Utterance`s (absolute paths, the corpus's own text); `prepare` validates them
+in parallel against the model's rules and writes the manifest and the rejects atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from num2words import num2words
+from tqdm import tqdm
+
+from asr.audio import AUDIO_EXTENSIONS
+from asr.data import (
+    IMPORT_ERROR,
+    ManifestError,
+    Utterance,
+    ValidationRules,
+    atomic_write,
+    validate,
+    write_manifest,
+)
+
+SPHINX_FRAMES_PER_SECOND = 100.0
+SPHINX_CEPSTRA = 13
+PATH_COLUMNS = ("path", "audio_filepath", "audio", "file", "filename", "wav")
+TEXT_COLUMNS = ("text", "transcript", "transcription", "sentence", "normalized_text")
+SPEAKER_COLUMNS = ("speaker", "client_id", "speaker_id")
+SPLIT_COLUMNS = ("split", "subset")
+
+
+class CorpusError(ValueError):
+    """The corpus folder itself is not in the expected layout (as opposed to one bad row)."""
+
+
+@dataclass
+class PrepareSummary:
+    kept: int
+    rejected: int
+    hours: float
+    speakers: int
+    reasons: Counter
+
+    def describe(self) -> str:
+        lines = [f"kept {self.kept} utterances ({self.hours:.2f} h, {self.speakers} speakers), "
+                 f"rejected {self.rejected}"]
+        lines += [f"  {count:6d} × {reason}" for reason, count in self.reasons.most_common(10)]
+        return "\n".join(lines)
+
+
+def prepare(format_name: str, source: str | Path, out: str | Path, rejects: str | Path | None = None,
+            rules: ValidationRules | None = None, workers: int = 8, progress: bool = True) -> PrepareSummary:
+    if format_name not in IMPORTERS:
+        raise CorpusError(f"unknown format {format_name!r}; choose from {', '.join(IMPORTERS)}")
+    source, out = Path(source), Path(out)
+    if not source.exists():
+        raise CorpusError(f"{source}: corpus source does not exist")
+    rules = rules or ValidationRules()
+    if format_name == "an4":
+        rules = ValidationRules(rules.alphabet, rules.features, rules.subsampling, SPHINX_FRAMES_PER_SECOND)
+    rejects = Path(rejects) if rejects else out.with_name(out.stem + ".rejects.jsonl")
+    candidates = list(IMPORTERS[format_name](source, out))
+    if not candidates:
+        raise CorpusError(f"{source}: no utterances found for format {format_name!r}")
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # libsndfile releases the GIL while it reads
+        reasons = list(tqdm(pool.map(lambda u: validate(u, rules), candidates), total=len(candidates),
+                            desc=f"checking {source.name}", unit="utt", disable=not progress, file=sys.stderr))
+    kept = [u for u, reason in zip(candidates, reasons, strict=True) if reason is None]
+    rejected = [(u, reason) for u, reason in zip(candidates, reasons, strict=True) if reason is not None]
+    write_manifest(out, kept)
+    with atomic_write(rejects) as handle:
+        for utterance, reason in rejected:
+            row = {"source": utterance.source, "text": utterance.original_text or utterance.text,
+                   "reason": reason}
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return PrepareSummary(
+        kept=len(kept), rejected=len(rejected), hours=sum(u.duration for u in kept) / 3600,
+        speakers=len({u.speaker for u in kept if u.speaker}),
+        reasons=Counter(_reason_kind(r) for _, r in rejected),
+    )
+
+
+def _reason_kind(reason: str) -> str:
+    """Group rejects by the kind of problem, without the per-file detail."""
+    tail = reason.split(": ", 1)[1] if reason.startswith("/") and ": " in reason else reason
+    return tail.split(" (")[0].split(":")[0]
+
+
+# --- importers: (source, out manifest path) -> raw utterances ---------------------------------------------
+
+def import_librispeech(source: Path, out: Path) -> Iterator[Utterance]:
+    transcripts = sorted(source.rglob("*.trans.txt"))
+    if not transcripts:
+        raise CorpusError(f"{source}: no *.trans.txt files (expected LibriSpeech SPEAKER/CHAPTER folders)")
+    for transcript in transcripts:
+        for line in transcript.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            utt_id, _, text = line.partition(" ")
+            yield Utterance(str(transcript.parent / f"{utt_id}.flac"), 0.0, text, speaker=utt_id.split("-")[0])
+
+
+def import_commonvoice(source: Path, out: Path) -> Iterator[Utterance]:
+    if source.is_file():
+        tables = [source]
+    else:
+        preferred = [source / name for name in ("validated.tsv", "train.tsv", "dev.tsv", "test.tsv")]
+        tables = [preferred[0]] if preferred[0].exists() else [t for t in preferred[1:] if t.exists()]
+    if not tables:
+        raise CorpusError(f"{source}: no validated.tsv/train.tsv/dev.tsv/test.tsv (expected a Common Voice folder)")
+    for table in tables:
+        clips = table.parent / "clips"
+        split = None if table.stem == "validated" else table.stem
+        for row in _read_table(table, "\t"):
+            yield Utterance(str(clips / row["path"]), 0.0, row.get("sentence", ""),
+                            speaker=row.get("client_id"), split=split)
+
+
+def import_ljspeech(source: Path, out: Path) -> Iterator[Utterance]:
+    metadata = source / "metadata.csv" if source.is_dir() else source
+    if not metadata.is_file():
+        raise CorpusError(f"{source}: no metadata.csv (expected an LJSpeech folder)")
+    for number, line in enumerate(metadata.read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split("|")
+        if len(fields) < 2:
+            raise CorpusError(f"{metadata}:{number}: expected 'id|text|normalized text'")
+        text = fields[2] if len(fields) > 2 and fields[2].strip() else fields[1]
+        yield Utterance(str(metadata.parent / "wavs" / f"{fields[0]}.wav"), 0.0, text, speaker="LJ")
+
+
+def import_fsdd(source: Path, out: Path) -> Iterator[Utterance]:
+    """The shared layout (transcripts.tsv) or the original repository (recordings/D_SPEAKER_N.wav)."""
+    table = source / "transcripts.tsv"
+    if table.is_file():
+        yield from import_tsv(table, out)
+        return
+    recordings = source / "recordings" if (source / "recordings").is_dir() else source
+    files = sorted(recordings.glob("*.wav"))
+    if not files:
+        raise CorpusError(f"{source}: neither transcripts.tsv nor recordings/*.wav found")
+    for wav in files:
+        parts = wav.stem.split("_")
+        if len(parts) != 3 or not parts[0].isdigit():
+            raise CorpusError(f"{wav}: FSDD names are DIGIT_SPEAKER_INDEX.wav")
+        digit, speaker, index = parts
+        split = "test" if int(index) < 5 else "train"  # the dataset's own convention
+        yield Utterance(str(wav), 0.0, num2words(int(digit)), speaker=speaker, split=split)
+
+
+def import_tsv(source: Path, out: Path) -> Iterator[Utterance]:
+    table = source / "transcripts.tsv" if source.is_dir() else source
+    if not table.is_file():
+        raise CorpusError(f"{source}: no such TSV file (or folder with transcripts.tsv)")
+    rows = _read_table(table, "\t")
+    if not rows:
+        return
+    header = set(rows[0])
+    path_key = _pick_column(header, PATH_COLUMNS, table)
+    text_key = _pick_column(header, TEXT_COLUMNS, table)
+    speaker_key = next((c for c in SPEAKER_COLUMNS if c in header), None)
+    split_key = next((c for c in SPLIT_COLUMNS if c in header), None)
+    for row in rows:
+        path = Path(row[path_key])
+        yield Utterance(str(path if path.is_absolute() else table.parent / path), 0.0, row[text_key] or "",
+                        speaker=row.get(speaker_key) if speaker_key else None,
+                        split=row.get(split_key) if split_key else None)
+
+
+def import_folder(source: Path, out: Path) -> Iterator[Utterance]:
+    if not source.is_dir():
+        raise CorpusError(f"{source}: not a folder")
+    for audio in sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS):
+        transcript = audio.with_suffix(".txt")
+        text = transcript.read_text(encoding="utf-8") if transcript.is_file() else ""
+        # The parent folder names the speaker when the corpus is laid out by speaker.
+        speaker = audio.parent.name if audio.parent != source else None
+        yield Utterance(str(audio), 0.0, text, speaker=speaker)
+
+
+def import_an4(source: Path, out: Path) -> Iterator[Utterance]:
+    """CMU AN4 as Sphinx MFCC: converts each .mfc to .npy [frames, 13] in a folder beside the manifest."""
+    transcription = source / "etc" / "an4_train.transcription"
+    fileids = source / "etc" / "an4_train.fileids"
+    if not transcription.is_file() or not fileids.is_file():
+        raise CorpusError(f"{source}: expected etc/an4_train.transcription and etc/an4_train.fileids")
+    texts = transcription.read_text().splitlines()
+    ids = fileids.read_text().splitlines()
+    if len(texts) != len(ids):
+        raise CorpusError(f"{source}: {len(texts)} transcriptions but {len(ids)} file ids")
+    feature_dir = out.parent / f"{out.stem}_features"
+    feature_dir.mkdir(parents=True, exist_ok=True)
+    for text_line, file_id in zip(texts, ids, strict=True):
+        text = text_line.rsplit("(", 1)[0].strip()
+        speaker = Path(file_id).parent.name
+        mfc = source / "feat" / f"{file_id}.mfc"
+        npy = feature_dir / f"{Path(file_id).name}.npy"
+        try:
+            np.save(npy, read_sphinx_mfc(mfc))
+        except ManifestError as error:
+            yield Utterance(str(mfc), 0.0, text, speaker=speaker, extra={IMPORT_ERROR: str(error)})
+            continue
+        yield Utterance(None, 0.0, text, speaker=speaker, feature_filepath=str(npy))
+
+
+def read_sphinx_mfc(path: Path, dims: int = SPHINX_CEPSTRA) -> np.ndarray:
+    """Sphinx feature file: big-endian int32 count of floats, then that many big-endian float32."""
+    if not path.is_file():
+        raise ManifestError(f"{path}: feature file does not exist")
+    raw = path.read_bytes()
+    if len(raw) < 4:
+        raise ManifestError(f"{path}: too short for a Sphinx MFCC header")
+    count = int(np.frombuffer(raw[:4], dtype=">i4")[0])
+    values = np.frombuffer(raw[4:], dtype=">f4")
+    if count != values.size or count % dims or count == 0:
+        raise ManifestError(f"{path}: header says {count} floats, file holds {values.size} "
+                            f"(need a non-zero multiple of {dims})")
+    return values.reshape(-1, dims).astype(np.float32)
+
+
+def _read_table(path: Path, delimiter: str) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter=delimiter))
+
+
+def _pick_column(header: set[str], choices: tuple[str, ...], table: Path) -> str:
+    for column in choices:
+        if column in header:
+            return column
+    raise CorpusError(f"{table}: no column named any of {', '.join(choices)} (found {', '.join(sorted(header))})")
+
+
+IMPORTERS: dict[str, Callable[[Path, Path], Iterator[Utterance]]] = {
+    "librispeech": import_librispeech,
+    "commonvoice": import_commonvoice,
+    "ljspeech": import_ljspeech,
+    "fsdd": import_fsdd,
+    "tsv": import_tsv,
+    "folder": import_folder,
+    "an4": import_an4,
+}

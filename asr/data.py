@@ -1,0 +1,226 @@
+"""Manifests: NeMo-compatible JSONL, one utterance per line, plus validation and speaker-disjoint splits.
+
+A row is `{"audio_filepath", "duration", "text"}` with optional `speaker`, `feature_filepath` (a `.npy`
+array [frames, dims] used instead of audio), `split` and `original_text`. Relative paths resolve against
+the manifest's folder, so a corpus folder with its manifest can be moved as a whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from asr.audio import AudioError, audio_info
+from asr.features import FeatureConfig, subsampled_length
+from asr.text import Alphabet, ctc_min_frames, normalize_text
+
+DEFAULT_SUBSAMPLING = 2
+IMPORT_ERROR = "import_error"
+
+
+class ManifestError(ValueError):
+    pass
+
+
+@dataclass
+class Utterance:
+    audio_filepath: str | None
+    duration: float
+    text: str
+    speaker: str | None = None
+    feature_filepath: str | None = None
+    split: str | None = None
+    original_text: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        """The file this utterance is read from: precomputed features win over audio."""
+        return self.feature_filepath or self.audio_filepath or ""
+
+    def to_json(self, relative_to: Path | None = None) -> dict:
+        row = {k: v for k, v in asdict(self).items() if k != "extra" and v is not None}
+        for key in ("audio_filepath", "feature_filepath"):
+            if key in row and relative_to is not None:
+                row[key] = _relative(row[key], relative_to)
+        if "audio_filepath" not in row:
+            row["audio_filepath"] = None  # NeMo readers expect the key
+        row["duration"] = round(float(row["duration"]), 4)
+        return {**row, **self.extra}
+
+
+KNOWN_FIELDS = {"audio_filepath", "duration", "text", "speaker", "feature_filepath", "split", "original_text"}
+
+
+def read_manifest(path: str | Path) -> list[Utterance]:
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found")
+    base = path.parent
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ManifestError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+            rows.append(_utterance_from_row(data, base, f"{path}:{number}"))
+    return rows
+
+
+def _utterance_from_row(data: dict, base: Path, where: str) -> Utterance:
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: a row must be a JSON object")
+    if not data.get("audio_filepath") and not data.get("feature_filepath"):
+        raise ManifestError(f"{where}: needs 'audio_filepath' or 'feature_filepath'")
+    if "text" not in data or not isinstance(data["text"], str):
+        raise ManifestError(f"{where}: field 'text' is missing or not a string")
+    try:
+        duration = float(data.get("duration", 0.0))
+    except (TypeError, ValueError):
+        raise ManifestError(f"{where}: field 'duration' is not a number: {data['duration']!r}") from None
+    resolve = lambda p: str(p if Path(p).is_absolute() else (base / p))  # noqa: E731
+    return Utterance(
+        audio_filepath=resolve(data["audio_filepath"]) if data.get("audio_filepath") else None,
+        duration=duration,
+        text=data["text"],
+        speaker=data.get("speaker"),
+        feature_filepath=resolve(data["feature_filepath"]) if data.get("feature_filepath") else None,
+        split=data.get("split"),
+        original_text=data.get("original_text"),
+        extra={k: v for k, v in data.items() if k not in KNOWN_FIELDS},
+    )
+
+
+def write_manifest(path: str | Path, rows: Iterable[Utterance | dict]) -> None:
+    """Write atomically; audio/feature paths are stored relative to the manifest's folder."""
+    path = Path(path)
+    base = path.parent.resolve()
+    with atomic_write(path) as handle:
+        for row in rows:
+            data = row.to_json(base) if isinstance(row, Utterance) else row
+            handle.write(json.dumps(data, ensure_ascii=False) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w") -> Iterator:
+    """Write to a temporary file beside `path` and rename it into place only when the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _relative(filepath: str, base: Path) -> str:
+    try:
+        return os.path.relpath(Path(filepath).resolve(), base)
+    except ValueError:  # another drive on Windows
+        return str(Path(filepath).resolve())
+
+
+@dataclass(frozen=True)
+class ValidationRules:
+    """What makes an utterance usable for a model with this front end, alphabet and subsampling."""
+
+    alphabet: Alphabet = Alphabet()
+    features: FeatureConfig = FeatureConfig()
+    subsampling: int = DEFAULT_SUBSAMPLING
+    feature_frames_per_second: float | None = None  # for precomputed features; default: the front end's
+
+
+def validate(utterance: Utterance, rules: ValidationRules) -> str | None:
+    """Check one utterance and fill in its normalised text and true duration. Returns a reason to reject it."""
+    if IMPORT_ERROR in utterance.extra:  # an importer could not even convert this row
+        return str(utterance.extra.pop(IMPORT_ERROR))
+    try:
+        frames = _count_frames(utterance, rules)
+    except (AudioError, ManifestError) as error:
+        return str(error)
+    if utterance.original_text is None:
+        utterance.original_text = utterance.text
+    utterance.text = normalize_text(utterance.text)
+    if not utterance.text:
+        return f"empty text after normalisation (was {utterance.original_text!r})"
+    unknown = rules.alphabet.unknown_characters(utterance.text)
+    if unknown:
+        return f"characters outside the alphabet: {''.join(sorted(unknown))!r}"
+    output_frames = subsampled_length(frames, rules.subsampling)
+    needed = ctc_min_frames(utterance.text)
+    if needed > output_frames:
+        return (f"label too long for its audio: {needed} CTC frames needed, {output_frames} available "
+                f"({frames} feature frames at subsampling {rules.subsampling})")
+    return None
+
+
+def _count_frames(utterance: Utterance, rules: ValidationRules) -> int:
+    if utterance.feature_filepath:
+        array = load_features(utterance.feature_filepath)
+        rate = rules.feature_frames_per_second or rules.features.frames_per_second
+        utterance.duration = array.shape[0] / rate
+        return array.shape[0]
+    if not utterance.audio_filepath:
+        raise ManifestError("no audio_filepath or feature_filepath")
+    duration, file_rate = audio_info(utterance.audio_filepath)
+    utterance.duration = duration
+    return rules.features.num_frames(round(duration * rules.features.sample_rate))
+
+
+def load_features(path: str | Path) -> np.ndarray:
+    """A precomputed feature array [frames, dims], checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: feature file does not exist")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ManifestError(f"{path}: not a readable .npy array ({error})") from None
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise ManifestError(f"{path}: features must be a non-empty [frames, dims] array, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ManifestError(f"{path}: features contain NaN or infinite values")
+    return array.astype(np.float32, copy=False)
+
+
+def speaker_disjoint_split(rows: list[Utterance], fractions: dict[str, float], seed: int = 0,
+                           ) -> dict[str, list[Utterance]]:
+    """Assign whole speakers to splits so each split gets about its fraction of the *audio duration*.
+
+    `fractions` e.g. {"train": 0.8, "dev": 0.1, "test": 0.1}. Rows without a speaker count as one speaker
+    each (keyed by file), which is the honest assumption when nothing is known.
+    """
+    if not fractions or any(f < 0 for f in fractions.values()) or abs(sum(fractions.values()) - 1) > 1e-6:
+        raise ValueError(f"split fractions must be non-negative and sum to 1, got {fractions}")
+    by_speaker: dict[str, list[Utterance]] = {}
+    for row in rows:
+        by_speaker.setdefault(row.speaker or f"file:{row.source}", []).append(row)
+    speakers = sorted(by_speaker)
+    random.Random(seed).shuffle(speakers)
+    total = sum(r.duration for r in rows) or 1.0
+    splits: dict[str, list[Utterance]] = {name: [] for name in fractions}
+    taken = dict.fromkeys(fractions, 0.0)
+    # Smallest splits first so a dev/test split with few speakers still gets at least one.
+    for speaker in speakers:
+        group = by_speaker[speaker]
+        name = min(fractions, key=lambda n: (taken[n] / total - fractions[n]) if fractions[n] else float("inf"))
+        splits[name].extend(group)
+        taken[name] += sum(r.duration for r in group)
+    return splits
