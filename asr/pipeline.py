@@ -178,7 +178,8 @@ def bucket_boundaries(rows: Sequence[Utterance], config: Config) -> list[int]:
     for edge in edges[1:]:
         while edge > boundaries[-1] * MAX_BUCKET_RATIO:
             boundaries.append(int(boundaries[-1] * MAX_BUCKET_RATIO) + 1)
-        boundaries.append(edge)
+        if edge > boundaries[-1]:
+            boundaries.append(edge)
     return boundaries[:-1] or boundaries
 
 
