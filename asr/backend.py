@@ -35,4 +35,6 @@ with _silenced_stderr():
     import keras  # noqa: E402
     import tensorflow as tf  # noqa: E402
 
+    tf.config.list_physical_devices("GPU")  # the CUDA probe logs its "no driver" error here, while silenced
+
 __all__ = ["keras", "tf"]

@@ -51,7 +51,8 @@ class PrepareSummary:
     reasons: Counter
 
     def describe(self) -> str:
-        lines = [f"kept {self.kept} utterances ({self.hours:.2f} h, {self.speakers} speakers), "
+        audio = f"{self.hours:.2f} h" if self.hours >= 1 else f"{self.hours * 60:.1f} min"
+        lines = [f"kept {self.kept} utterances ({audio}, {self.speakers} speakers), "
                  f"rejected {self.rejected}"]
         lines += [f"  {count:6d} × {reason}" for reason, count in self.reasons.most_common(10)]
         return "\n".join(lines)
@@ -91,8 +92,7 @@ def prepare(format_name: str, source: str | Path, out: str | Path, rejects: str 
 
 def _reason_kind(reason: str) -> str:
     """Group rejects by the kind of problem, without the per-file detail."""
-    tail = reason.split(": ", 1)[1] if reason.startswith("/") and ": " in reason else reason
-    return tail.split(" (")[0].split(":")[0]
+    return reason.split(" (")[0].split(":")[0]
 
 
 # --- importers: (source, out manifest path) -> raw utterances ---------------------------------------------

@@ -153,8 +153,10 @@ def validate(utterance: Utterance, rules: ValidationRules) -> str | None:
         return str(utterance.extra.pop(IMPORT_ERROR))
     try:
         frames = _count_frames(utterance, rules)
-    except (AudioError, ManifestError) as error:
-        return str(error)
+    except AudioError as error:
+        return error.reason  # the rejects row names the file already
+    except ManifestError as error:
+        return str(error).removeprefix(f"{utterance.source}: ")
     if utterance.original_text is None:
         utterance.original_text = utterance.text
     utterance.text = normalize_text(utterance.text)

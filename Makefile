@@ -1,0 +1,42 @@
+# Two entry points for a new user: `make demo` and `make test`. Each installs what it needs into .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WORK ?= work
+
+.PHONY: demo test lint bench system-deps install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Debian packages the tests use: chromium renders the HTML WER report, espeak-ng synthesises speech.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# Exit status 1 from `asr prepare` means "some rows rejected and reported": the sample has one on purpose.
+demo: install
+	$(BIN)/asr prepare tsv asr/samples --out $(WORK)/demo/sample.jsonl --sample-rate 8000 || [ $$? -eq 1 ]
+	@echo "--- rejected rows:"; cat $(WORK)/demo/sample.rejects.jsonl
+	$(BIN)/python pipelines/inspect_batches.py $(WORK)/demo/sample.jsonl features.sample_rate=8000 data.batch_size=4
+
+test: install system-deps
+	$(BIN)/ruff check asr tests pipelines benchmarks
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/bench_pipeline.py
+
+clean:
+	rm -rf $(VENV) $(WORK) .pytest_cache .ruff_cache
