@@ -34,18 +34,15 @@ class DataConfig:
     train_manifest: str | None = None
     dev_manifest: str | None = None
     batch_size: int = 16
-    max_frames_per_batch: int | None = None  # with bucketing: smaller batches of longer audio
-    num_buckets: int = 8  # 0 or 1: no length bucketing
-    shuffle_buffer: int = 2048
-    cache: str | None = None  # "memory", a file prefix, or none
+    max_frames_per_batch: int | None = None  # smaller batches of longer audio: utterances × frames <= this
+    bucketing: bool = True  # batch utterances of similar length together
+    cache: str | None = None  # folder for log-mel features computed once and reused across epochs and runs
     num_parallel_calls: int = -1  # -1: tf.data.AUTOTUNE
 
     def check(self) -> None:
         _positive("data.batch_size", self.batch_size)
         if self.max_frames_per_batch is not None:
             _positive("data.max_frames_per_batch", self.max_frames_per_batch)
-        _at_least("data.num_buckets", self.num_buckets, 0)
-        _at_least("data.shuffle_buffer", self.shuffle_buffer, 0)
 
 
 @dataclass

@@ -1,18 +1,28 @@
-"""tf.data input pipeline: manifest rows -> padded, length-bucketed batches of normalised features.
+"""tf.data input pipeline: manifest rows -> padded, length-sorted batches of normalised features.
 
-Order of work, and why:
-  shuffle file order -> decode (parallel) -> waveform augmentation (train) -> log-mel + per-utterance
-  normalisation (parallel, the same functions the model's front-end layers call) -> optional cache ->
-  shuffle buffer -> bucket by length and pad -> SpecAugment (train) -> prefetch.
-Each batch is a dict with `features` [B, T, D], `feature_lengths` [B], `labels` [B, L] (0-padded, 0 is also
-the CTC blank, so the true `label_lengths` [B] are what the loss reads).
+Batches are planned in Python before any audio is read: rows sorted by duration and cut into batches
+(of `batch_size` utterances, or fewer for long audio under `max_frames_per_batch`), so padding stays
+small; in training the *order* of those batches is shuffled with a seed per epoch. A fixed plan gives a
+fixed number of steps per epoch and lets a resumed run skip exactly the batches it has already seen
+without decoding them. (This is the batch-sampler form of `bucket_by_sequence_length`, with one bucket
+per batch.)
+
+Per utterance, in parallel and in a deterministic order: decode -> waveform augmentation (training) ->
+log-mel -> per-utterance normalisation (the same functions the model's front-end layers call). Then the
+utterances of each planned batch are padded together, SpecAugment is applied (training) and batches are
+prefetched. Each batch is a dict with `features` [B, T, D], `feature_lengths` [B], `labels` [B, L]
+(0-padded; 0 is also the CTC blank, so the loss reads the true `label_lengths` [B]).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from asr.audio import load_audio, resample
 from asr.backend import tf
@@ -21,33 +31,46 @@ from asr.data import Utterance, load_features
 from asr.features import FeatureConfig, log_mel, normalize_utterances
 
 AUTOTUNE = tf.data.AUTOTUNE
-MAX_BUCKET_RATIO = 1.3  # longest / shortest frame count that may share a bucket
 
 
 class PipelineError(ValueError):
     pass
 
 
-def make_dataset(rows: Sequence[Utterance], config: Config, training: bool,
-                 bucketing: bool | None = None) -> tf.data.Dataset:
-    """Batches for `fit` (training=True: shuffled and augmented) or for evaluation (fixed order, clean)."""
+def make_dataset(rows: Sequence[Utterance], config: Config, training: bool, bucketing: bool | None = None,
+                 first_epoch: int = 0, epochs: int = 1, skip_batches: int = 0) -> tf.data.Dataset:
+    """Batches for `epochs` passes starting at `first_epoch`, less the first `skip_batches` of it.
+
+    training=True shuffles the batch order (seeded by train.seed and the epoch) and augments;
+    training=False keeps the plan's order and the clean signal.
+    """
     if not rows:
         raise PipelineError("no utterances to build a dataset from")
+    augment = config.augment if training else None
     uses_features = _uses_precomputed_features(rows)
+    if augment and augment.changes_waveform and uses_features:
+        raise PipelineError("augment.noise_probability/speed_factors need audio, but the manifest has features")
+    if config.data.cache and not uses_features:
+        if augment and augment.changes_waveform:
+            raise PipelineError("data.cache stores features before augmentation; turn off noise/speed "
+                                "augmentation or the cache")
+        rows = cache_features(rows, config.features, Path(config.data.cache))
+        uses_features = True
+    plan = plan_batches(rows, config, config.data.bucketing if bucketing is None else bucketing)
+    order = np.concatenate([np.concatenate([plan[b] for b in batch_order(len(plan), config, epoch, training)])
+                            for epoch in range(first_epoch, first_epoch + epochs)])
+    sizes = np.concatenate([[len(plan[b]) for b in batch_order(len(plan), config, epoch, training)]
+                            for epoch in range(first_epoch, first_epoch + epochs)])
+    skip_rows = int(sizes[:skip_batches].sum())
+    order, sizes = order[skip_rows:], sizes[skip_batches:]
+    batch_ids = np.repeat(np.arange(len(sizes)), sizes)
+
     alphabet = config.alphabet()
     labels = tf.ragged.constant([alphabet.encode(row.text) for row in rows], dtype=tf.int32)
     sources = tf.constant([row.source for row in rows])
     parallel = config.data.num_parallel_calls if config.data.num_parallel_calls > 0 else AUTOTUNE
-    augment = config.augment if training else None
-    if augment and augment.changes_waveform and uses_features:
-        raise PipelineError("augment.noise_probability/speed_factors need audio, but the manifest has features")
-    if config.data.cache and augment and augment.changes_waveform:
-        raise PipelineError("data.cache stores features before augmentation; turn off noise/speed augmentation "
-                            "or the cache")
-
-    dataset = tf.data.Dataset.from_tensor_slices((sources, labels))
-    if training:
-        dataset = dataset.shuffle(len(rows), seed=config.train.seed, reshuffle_each_iteration=True)
+    dataset = tf.data.Dataset.from_tensor_slices((order, batch_ids))
+    dataset = dataset.map(lambda index, batch: (sources[index], labels[index], batch))
     if uses_features:
         dataset = dataset.map(_feature_loader(config.input_dim), num_parallel_calls=parallel)
     else:
@@ -57,15 +80,72 @@ def make_dataset(rows: Sequence[Utterance], config: Config, training: bool,
                                   num_parallel_calls=parallel)
         dataset = dataset.map(_featurizer(config.features), num_parallel_calls=parallel)
     dataset = dataset.map(_normalize, num_parallel_calls=parallel)
-    if config.data.cache:
-        dataset = dataset.cache("" if config.data.cache == "memory" else config.data.cache)
-    if training and config.data.shuffle_buffer > 1:
-        dataset = dataset.shuffle(config.data.shuffle_buffer, seed=config.train.seed + 1)
-    use_buckets = (config.data.num_buckets > 1) if bucketing is None else bucketing
-    dataset = _batch(dataset, rows, config, use_buckets)
+    dataset = _group_batches(dataset, tf.constant(sizes, tf.int64), config.input_dim)
     if augment and (augment.freq_masks or augment.time_masks):
         dataset = dataset.map(lambda batch: spec_augment(batch, augment), num_parallel_calls=parallel)
     return dataset.prefetch(AUTOTUNE)
+
+
+def plan_batches(rows: Sequence[Utterance], config: Config, bucketing: bool = True) -> list[np.ndarray]:
+    """Row indices of each batch. With bucketing: similar durations together, long audio in smaller batches."""
+    durations = np.array([row.duration for row in rows])
+    if not bucketing:  # random composition, fixed for the run
+        indices = np.random.default_rng(config.train.seed).permutation(len(rows))
+        return [indices[i:i + config.data.batch_size] for i in range(0, len(rows), config.data.batch_size)]
+    indices = np.argsort(durations, kind="stable")
+    budget = config.data.max_frames_per_batch
+    batches, current = [], []
+    for index in indices:
+        frames = max(1, round(durations[index] * config.features.frames_per_second))
+        if current and (len(current) == config.data.batch_size or (budget and (len(current) + 1) * frames > budget)):
+            batches.append(np.array(current))
+            current = []
+        current.append(index)
+    batches.append(np.array(current))
+    return batches
+
+
+def batch_order(num_batches: int, config: Config, epoch: int, training: bool) -> np.ndarray:
+    if not training:
+        return np.arange(num_batches)
+    return np.random.default_rng([config.train.seed, epoch]).permutation(num_batches)
+
+
+def steps_per_epoch(rows: Sequence[Utterance], config: Config, bucketing: bool = True) -> int:
+    return len(plan_batches(rows, config, bucketing))
+
+
+def _group_batches(dataset: tf.data.Dataset, sizes: tf.Tensor, dims: int) -> tf.data.Dataset:
+    shapes = {"features": [None, dims], "feature_lengths": [], "labels": [None], "label_lengths": []}
+    values = {"features": 0.0, "feature_lengths": 0, "labels": 0, "label_lengths": 0}
+    # Batch ids arrive in order and each window closes exactly when its planned size is reached.
+    return dataset.group_by_window(
+        key_func=lambda element, batch: batch,
+        reduce_func=lambda batch, window: window.map(lambda element, _: element).padded_batch(
+            sizes[batch], padded_shapes=shapes, padding_values=values),
+        window_size_func=lambda batch: sizes[batch])
+
+
+def cache_features(rows: Sequence[Utterance], features: FeatureConfig, folder: Path) -> list[Utterance]:
+    """Compute each row's log-mel once into `folder` (keyed by file, size, mtime and front-end settings)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = json.dumps(vars(features), sort_keys=True)
+    mel_matrix = tf.constant(features.mel_matrix())
+    compute = tf.function(lambda samples: log_mel(samples[None], tf.shape(samples)[:1], features, mel_matrix)[0][0],
+                          reduce_retracing=True)
+    cached = []
+    for row in tqdm(rows, desc="feature cache", unit="utt", disable=len(rows) < 200):
+        stat = Path(row.source).stat()
+        key = hashlib.sha1(f"{Path(row.source).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{settings}".encode())
+        target = folder / f"{key.hexdigest()}.npy"
+        if not target.exists():
+            array = compute(load_audio(row.source, features.sample_rate)).numpy()
+            temporary = target.with_suffix(".tmp.npy")
+            np.save(temporary, array)
+            temporary.replace(target)
+        cached.append(Utterance(row.audio_filepath, row.duration, row.text, row.speaker, str(target),
+                                row.split, row.original_text, row.extra))
+    return cached
 
 
 def _uses_precomputed_features(rows: Sequence[Utterance]) -> bool:
@@ -80,10 +160,10 @@ def _audio_loader(sample_rate: int):
     def load(path):
         return load_audio(path.decode(), sample_rate)
 
-    def fn(source, label):
+    def fn(source, label, batch):
         samples = tf.numpy_function(load, [source], tf.float32, stateful=False)
         samples.set_shape([None])
-        return {"waveform": samples, "labels": label}
+        return {"waveform": samples, "labels": label}, batch
 
     return fn
 
@@ -95,10 +175,10 @@ def _feature_loader(dims: int):
             raise PipelineError(f"{path.decode()}: features have {array.shape[1]} dims, the model expects {dims}")
         return array
 
-    def fn(source, label):
+    def fn(source, label, batch):
         features = tf.numpy_function(load, [source], tf.float32, stateful=False)
         features.set_shape([None, dims])
-        return {"features": features, "feature_lengths": tf.shape(features)[0], "labels": label}
+        return {"features": features, "feature_lengths": tf.shape(features)[0], "labels": label}, batch
 
     return fn
 
@@ -106,19 +186,19 @@ def _feature_loader(dims: int):
 def _featurizer(features: FeatureConfig):
     mel_matrix = tf.constant(features.mel_matrix())
 
-    def fn(element):
+    def fn(element, batch):
         waveform = element.pop("waveform")
         mel, lengths = log_mel(waveform[None], tf.shape(waveform)[:1], features, mel_matrix)
-        return {**element, "features": mel[0], "feature_lengths": lengths[0]}
+        return {**element, "features": mel[0], "feature_lengths": lengths[0]}, batch
 
     return fn
 
 
-def _normalize(element):
+def _normalize(element, batch):
     features = normalize_utterances(element["features"][None], element["feature_lengths"][None])[0]
     labels = element["labels"]
     return {"features": features, "feature_lengths": element["feature_lengths"],
-            "labels": labels, "label_lengths": tf.shape(labels)[0]}
+            "labels": labels, "label_lengths": tf.shape(labels)[0]}, batch
 
 
 def _waveform_augmenter(augment: AugmentConfig, sample_rate: int, seed: int):
@@ -135,52 +215,12 @@ def _waveform_augmenter(augment: AugmentConfig, sample_rate: int, seed: int):
             samples = samples + rng.normal(0, np.sqrt(power / 10 ** (snr_db / 10)), samples.shape)
         return samples.astype(np.float32)
 
-    def fn(element):
+    def fn(element, batch):
         samples = tf.numpy_function(perturb, [element["waveform"]], tf.float32)
         samples.set_shape([None])
-        return {**element, "waveform": samples}
+        return {**element, "waveform": samples}, batch
 
     return fn
-
-
-def _padded_shapes_and_values(dims: int):
-    shapes = {"features": [None, dims], "feature_lengths": [], "labels": [None], "label_lengths": []}
-    values = {"features": 0.0, "feature_lengths": 0, "labels": 0, "label_lengths": 0}
-    return shapes, values
-
-
-def _batch(dataset: tf.data.Dataset, rows: Sequence[Utterance], config: Config, use_buckets: bool):
-    shapes, values = _padded_shapes_and_values(config.input_dim)
-    batch_size = config.data.batch_size
-    if not use_buckets:
-        return dataset.padded_batch(batch_size, padded_shapes=shapes, padding_values=values)
-    boundaries = bucket_boundaries(rows, config)
-    if config.data.max_frames_per_batch:
-        # Same number of padded frames per batch in every bucket, never more than batch_size utterances.
-        upper = [*boundaries, boundaries[-1] * 2]
-        sizes = [max(1, min(batch_size, config.data.max_frames_per_batch // b)) for b in upper]
-    else:
-        sizes = [batch_size] * (len(boundaries) + 1)
-    return dataset.bucket_by_sequence_length(
-        element_length_func=lambda element: element["feature_lengths"],
-        bucket_boundaries=boundaries, bucket_batch_sizes=sizes,
-        padded_shapes=shapes, padding_values=values, pad_to_bucket_boundary=False)
-
-
-def bucket_boundaries(rows: Sequence[Utterance], config: Config) -> list[int]:
-    """Frame-count boundaries at quantiles of the manifest's durations, so buckets fill evenly, with gaps
-    wider than MAX_BUCKET_RATIO split geometrically so the long tail is not padded to its longest member."""
-    rate = config.features.frames_per_second
-    frames = np.array([max(1, round(row.duration * rate)) for row in rows])
-    quantiles = np.linspace(0, 100, config.data.num_buckets + 1)[1:-1]
-    edges = sorted({int(q) + 1 for q in np.percentile(frames, quantiles)} | {int(frames.max()) + 1})
-    boundaries = [edges[0]]
-    for edge in edges[1:]:
-        while edge > boundaries[-1] * MAX_BUCKET_RATIO:
-            boundaries.append(int(boundaries[-1] * MAX_BUCKET_RATIO) + 1)
-        if edge > boundaries[-1]:
-            boundaries.append(edge)
-    return boundaries[:-1] or boundaries
 
 
 def spec_augment(batch: dict, augment: AugmentConfig) -> dict:
