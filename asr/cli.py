@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_prepare(commands)
     _add_split(commands)
+    _add_score(commands)
     return parser
 
 
@@ -137,6 +138,18 @@ def _run_split(args: argparse.Namespace) -> int:
         speakers = len({r.speaker for r in part})
         print(f"{path}: {len(part)} utterances, {sum(r.duration for r in part) / 60:.1f} min, {speakers} speakers")
     return EXIT_OK
+
+
+def _add_score(commands) -> None:
+    from asr.report import add_score_arguments, run_score
+
+    parser = commands.add_parser(
+        "score", help="score transcripts against a reference manifest (WER/CER report)",
+        description="Match hypothesis rows to reference rows by audio_filepath, normalise both sides the same "
+                    "way, and write REPORT_DIR/report.json, report.md and report.html (WER, CER, bootstrap "
+                    "confidence intervals, error analysis). Unmatched and failed rows are listed (exit 1).")
+    add_score_arguments(parser)
+    parser.set_defaults(handler=run_score)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,430 @@
+"""Scoring transcripts against a reference manifest: WER/CER, bootstrap intervals, error analysis.
+
+Alignments come from jiwer; this module matches rows, normalises text and aggregates counts.
+
+Matching: a hypothesis row belongs to the reference whose resolved absolute `audio_filepath` equals
+the row's (relative hypothesis paths resolve against the hypothesis file's folder). Only when that
+matches nothing at all, and file names are unique on both sides, rows are matched by file name, so a
+transcript made on a copy of the corpus elsewhere still scores.
+
+References with no hypothesis and failed inputs are scored as empty hypotheses (all deletions), so a
+system cannot improve its score by skipping hard files; hypothesis rows with no reference are listed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, astuple, dataclass, field
+from pathlib import Path
+
+import jiwer
+import numpy as np
+
+from asr.data import ManifestError, Utterance
+from asr.text import normalize_text
+
+NORMALIZERS = ("default", "none")
+DEFAULT_BOOTSTRAP = 1000
+DEFAULT_SEED = 0
+CONFIDENCE = 0.95
+TOP_ERRORS = 20
+WORST_UTTERANCES = 20
+# Bounds the index matrix drawn per bootstrap block, so 1000 resamples of a large test set do not
+# allocate gigabytes at once.
+BOOTSTRAP_BLOCK_ELEMENTS = 2_000_000
+DURATION_BINS = (0.0, 2.0, 5.0, 10.0, 20.0, 30.0, math.inf)
+STATUS_OK, STATUS_FAILED, STATUS_MISSING = "ok", "failed", "missing"
+MATCH_PATH, MATCH_BASENAME = "resolved path", "file name (no resolved path matched)"
+BOOTSTRAP_METHOD = (
+    "percentile bootstrap: utterances resampled with replacement, corpus rate = sum(errors) / "
+    "sum(reference tokens) per resample"
+)
+PAIRED_METHOD = (
+    "paired bootstrap: common utterances resampled with replacement, both systems scored on the same "
+    "resample; delta = this - other; two-sided p = 2 * min(P(delta* <= 0), P(delta* >= 0)), i.e. twice "
+    "the fraction of resamples where the sign of the difference flips (or ties), capped at 1"
+)
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass
+class Counts:
+    """Alignment counts against `ref` reference tokens (words or characters)."""
+
+    ref: int = 0
+    hits: int = 0
+    substitutions: int = 0
+    deletions: int = 0
+    insertions: int = 0
+
+    @property
+    def errors(self) -> int:
+        return self.substitutions + self.deletions + self.insertions
+
+    @property
+    def rate(self) -> float | None:
+        """errors / ref; None (undefined, "infinite") when there is no reference but there are errors."""
+        if self.ref:
+            return self.errors / self.ref
+        return 0.0 if self.errors == 0 else None
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "errors": self.errors, "rate": self.rate}
+
+
+@dataclass
+class Hypothesis:
+    audio_filepath: str
+    text: str | None
+    error: str | None = None
+    line: int = 0
+
+
+@dataclass
+class UtteranceScore:
+    audio_filepath: str
+    reference: str
+    hypothesis: str
+    duration: float
+    speaker: str | None
+    status: str
+    words: Counts
+    chars: Counts
+    alignment: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self, with_alignment: bool = False) -> dict:
+        row = {
+            "audio_filepath": self.audio_filepath, "status": self.status, "reference": self.reference,
+            "hypothesis": self.hypothesis, "duration": self.duration, "speaker": self.speaker,
+            "wer": self.words.rate, "cer": self.chars.rate,
+            "words": self.words.to_json(), "chars": self.chars.to_json(), "error": self.error,
+        }
+        if with_alignment:
+            row["alignment"] = self.alignment
+        return row
+
+
+Interval = tuple[float, float]
+
+
+@dataclass
+class ScoreResult:
+    normalizer: str
+    utterances: list[UtteranceScore]
+    words: Counts
+    chars: Counts
+    wer_ci: Interval | None
+    cer_ci: Interval | None
+    n_resamples: int
+    seed: int
+    match_method: str
+    unmatched_hypotheses: list[dict]
+    notes: list[str]
+    ref_path: str | None = None
+    hyp_path: str | None = None
+
+    @property
+    def wer(self) -> float | None:
+        return self.words.rate
+
+    @property
+    def cer(self) -> float | None:
+        return self.chars.rate
+
+    @property
+    def sentence_errors(self) -> int:
+        return sum(1 for u in self.utterances if u.words.errors)
+
+    @property
+    def ser(self) -> float | None:
+        return self.sentence_errors / len(self.utterances) if self.utterances else None
+
+    @property
+    def failed(self) -> list[UtteranceScore]:
+        return [u for u in self.utterances if u.status == STATUS_FAILED]
+
+    @property
+    def missing(self) -> list[UtteranceScore]:
+        return [u for u in self.utterances if u.status == STATUS_MISSING]
+
+    @property
+    def complete(self) -> bool:
+        return not (self.failed or self.missing or self.unmatched_hypotheses)
+
+    def frequent_errors(self, limit: int = TOP_ERRORS) -> dict[str, list[tuple]]:
+        """Most frequent (ref, hyp, count) substitutions and (word, count) insertions and deletions."""
+        subs, ins, dels = error_counters(self.utterances)
+        return {"substitutions": [(r, h, n) for (r, h), n in subs.most_common(limit)],
+                "insertions": ins.most_common(limit), "deletions": dels.most_common(limit)}
+
+    def worst(self, limit: int = WORST_UTTERANCES) -> list[UtteranceScore]:
+        scored = [u for u in self.utterances if u.words.errors]
+        return sorted(scored, key=lambda u: (-u.words.errors, -(u.words.rate or math.inf)))[:limit]
+
+
+def make_normalizer(name: str) -> Callable[[str], str]:
+    if name == "default":
+        return normalize_text
+    if name == "none":
+        return lambda text: _SPACES.sub(" ", text).strip()
+    raise ValueError(f"unknown normalizer {name!r}; choose one of {', '.join(NORMALIZERS)}")
+
+
+def read_hypotheses(path: str | Path) -> list[Hypothesis]:
+    """Rows of an `asr transcribe` JSONL; errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: hypothesis file not found")
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ManifestError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+            rows.append(hypothesis_from_row(data, path.parent, f"{path}:{number}", number))
+    return rows
+
+
+def hypothesis_from_row(data: object, base: Path, where: str, line: int = 0) -> Hypothesis:
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: a row must be a JSON object")
+    if not isinstance(data.get("audio_filepath"), str) or not data["audio_filepath"]:
+        raise ManifestError(f"{where}: field 'audio_filepath' is missing or not a string")
+    text, error = data.get("text"), data.get("error")
+    if error is None and not isinstance(text, str):
+        raise ManifestError(f"{where}: needs a string 'text' (or an 'error' for a failed input)")
+    audio = Path(data["audio_filepath"])
+    resolved = audio if audio.is_absolute() else base / audio
+    return Hypothesis(_resolve(str(resolved)), text if error is None else None,
+                      None if error is None else str(error), line)
+
+
+def _resolve(path: str) -> str:
+    return str(Path(path).resolve())
+
+
+def match_rows(refs: Sequence[Utterance], hyps: Sequence[Hypothesis]
+               ) -> tuple[list[Hypothesis | None], list[dict], str]:
+    """Pair each reference with its hypothesis; returns (per-reference hypothesis, unmatched rows, method)."""
+    ref_keys = [_resolve(r.audio_filepath or r.source) for r in refs]
+    method, key = MATCH_PATH, (lambda p: p)
+    if not set(ref_keys) & {h.audio_filepath for h in hyps} and _unique_names(ref_keys, hyps):
+        method, key = MATCH_BASENAME, (lambda p: Path(p).name)
+    by_key: dict[str, Hypothesis] = {}
+    unmatched = []
+    for hyp in hyps:
+        if key(hyp.audio_filepath) in by_key:
+            unmatched.append(_unmatched(hyp, "duplicate row for this file; the first one was scored"))
+        else:
+            by_key[key(hyp.audio_filepath)] = hyp
+    wanted = {key(k) for k in ref_keys}
+    unmatched += [_unmatched(h, "no reference for this file") for h in by_key.values()
+                  if key(h.audio_filepath) not in wanted]
+    return [by_key.get(key(k)) for k in ref_keys], sorted(unmatched, key=lambda u: u["line"]), method
+
+
+def _unique_names(ref_keys: list[str], hyps: Sequence[Hypothesis]) -> bool:
+    ref_names = [Path(k).name for k in set(ref_keys)]
+    hyp_names = [Path(h.audio_filepath).name for h in hyps]
+    return bool(hyps) and len(set(ref_names)) == len(ref_names) and len(set(hyp_names)) == len(hyp_names)
+
+
+def _unmatched(hyp: Hypothesis, reason: str) -> dict:
+    return {"audio_filepath": hyp.audio_filepath, "line": hyp.line, "reason": reason}
+
+
+def align(refs: list[str], hyps: list[str], words: bool) -> list[tuple[Counts, list[dict]]]:
+    """Counts and alignment chunks per pair, from jiwer (word or character level)."""
+    tokenize = str.split if words else list
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    results: list[tuple[Counts, list[dict]]] = []
+    for hyp in hyps:
+        hyp_tokens = tokenize(hyp)
+        # jiwer 3 rejects empty references; every hypothesis token there is an insertion.
+        chunks = [{"op": "insert", "ref": [], "hyp": hyp_tokens}] if hyp_tokens else []
+        results.append((Counts(insertions=len(hyp_tokens)), chunks))
+    nonempty = [i for i, ref in enumerate(refs) if ref]
+    if not nonempty:
+        return results
+    process = jiwer.process_words if words else jiwer.process_characters
+    out = process([refs[i] for i in nonempty], [hyps[i] for i in nonempty])
+    for i, ref_tokens, hyp_tokens, chunks in zip(nonempty, out.references, out.hypotheses, out.alignments,
+                                                 strict=True):
+        results[i] = _from_chunks(ref_tokens, hyp_tokens, chunks)
+    return results
+
+
+def _from_chunks(ref: list[str], hyp: list[str], chunks: Iterable) -> tuple[Counts, list[dict]]:
+    counts = Counts(ref=len(ref))
+    aligned = []
+    for chunk in chunks:
+        ref_part = ref[chunk.ref_start_idx:chunk.ref_end_idx]
+        hyp_part = hyp[chunk.hyp_start_idx:chunk.hyp_end_idx]
+        aligned.append({"op": chunk.type, "ref": ref_part, "hyp": hyp_part})
+        if chunk.type == "equal":
+            counts.hits += len(ref_part)
+        elif chunk.type == "substitute":
+            counts.substitutions += len(ref_part)
+        elif chunk.type == "delete":
+            counts.deletions += len(ref_part)
+        elif chunk.type == "insert":
+            counts.insertions += len(hyp_part)
+    return counts, aligned
+
+
+def score(refs: Sequence[Utterance], hyps: Sequence[Hypothesis | dict], normalizer: str = "default", *,
+          n_resamples: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED, hyp_base: Path | None = None,
+          ref_path: str | None = None, hyp_path: str | None = None) -> ScoreResult:
+    """Score hypotheses (rows of `asr transcribe` output) against reference utterances."""
+    normalize = make_normalizer(normalizer)
+    base = Path(hyp_base or ".")
+    hyps = [h if isinstance(h, Hypothesis) else hypothesis_from_row(h, base, f"hypothesis row {i}", i)
+            for i, h in enumerate(hyps, 1)]
+    matched, unmatched, method = match_rows(refs, hyps)
+    ref_texts = [normalize(r.text) for r in refs]
+    hyp_texts = [normalize(h.text) if h is not None and h.text is not None else "" for h in matched]
+    word_scores = align(ref_texts, hyp_texts, words=True)
+    char_scores = align(ref_texts, hyp_texts, words=False)
+    utterances = [
+        UtteranceScore(
+            audio_filepath=_resolve(ref.audio_filepath or ref.source), reference=rt, hypothesis=ht,
+            duration=float(ref.duration), speaker=ref.speaker, status=_status(hyp), words=w[0], chars=c[0],
+            alignment=w[1], error=hyp.error if hyp is not None else None)
+        for ref, hyp, rt, ht, w, c in zip(refs, matched, ref_texts, hyp_texts, word_scores, char_scores,
+                                          strict=True)
+    ]
+    words, chars = [u.words for u in utterances], [u.chars for u in utterances]
+    result = ScoreResult(
+        normalizer=normalizer, utterances=utterances, words=sum(words, Counts()), chars=sum(chars, Counts()),
+        wer_ci=bootstrap_interval(*_counts_arrays(words), n_resamples, seed),
+        cer_ci=bootstrap_interval(*_counts_arrays(chars), n_resamples, seed),
+        n_resamples=n_resamples, seed=seed, match_method=method, unmatched_hypotheses=unmatched,
+        notes=[], ref_path=ref_path, hyp_path=hyp_path)
+    result.notes = _notes(result)
+    return result
+
+
+def _status(hyp: Hypothesis | None) -> str:
+    if hyp is None:
+        return STATUS_MISSING
+    return STATUS_FAILED if hyp.error is not None else STATUS_OK
+
+
+def _counts_arrays(counts: Sequence[Counts]) -> tuple[np.ndarray, np.ndarray]:
+    """(errors, reference tokens) per utterance, the inputs of the bootstrap."""
+    return np.array([c.errors for c in counts], np.int64), np.array([c.ref for c in counts], np.int64)
+
+
+def error_counters(utterances: Iterable[UtteranceScore]) -> tuple[Counter, Counter, Counter]:
+    """Word substitution pairs, inserted words and deleted words over all alignments."""
+    subs, ins, dels = Counter(), Counter(), Counter()
+    for utterance in utterances:
+        for chunk in utterance.alignment:
+            if chunk["op"] == "substitute":
+                subs.update(zip(chunk["ref"], chunk["hyp"], strict=True))
+            elif chunk["op"] == "insert":
+                ins.update(chunk["hyp"])
+            elif chunk["op"] == "delete":
+                dels.update(chunk["ref"])
+    return subs, ins, dels
+
+
+def _notes(result: ScoreResult) -> list[str]:
+    notes = [f"Text normaliser: {result.normalizer}."]
+    if result.words.ref == 0:
+        notes.append("The references contain no words: WER is undefined (null) with insertions, else 0.")
+    if result.missing:
+        notes.append(f"{len(result.missing)} reference(s) without hypothesis, scored as empty (deletions).")
+    if result.failed:
+        notes.append(f"{len(result.failed)} failed input(s), scored as empty hypotheses (deletions).")
+    if result.unmatched_hypotheses:
+        notes.append(f"{len(result.unmatched_hypotheses)} hypothesis row(s) without reference, not scored.")
+    if result.match_method == MATCH_BASENAME:
+        notes.append("No hypothesis path matched a reference path, so rows were matched by file name.")
+    return notes
+
+
+def bootstrap_interval(errors: np.ndarray, totals: np.ndarray, n_resamples: int, seed: int
+                       ) -> Interval | None:
+    """Percentile interval of sum(errors) / sum(totals) over utterance resamples; None if undefined."""
+    if n_resamples <= 0 or len(errors) == 0:
+        return None
+    return _interval(_resampled_rates([(errors, totals)], n_resamples, seed)[0])
+
+
+def _interval(samples: np.ndarray) -> Interval | None:
+    samples = samples[np.isfinite(samples)]
+    if samples.size == 0:
+        return None
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def _resampled_rates(systems: list[tuple[np.ndarray, np.ndarray]], n_resamples: int, seed: int
+                     ) -> list[np.ndarray]:
+    """Corpus rate of each (errors, totals) system on the same resamples; NaN where a resample is empty."""
+    rng = np.random.default_rng(seed)
+    n = len(systems[0][0])
+    block = max(1, BOOTSTRAP_BLOCK_ELEMENTS // n)
+    rates: list[list[np.ndarray]] = [[] for _ in systems]
+    for start in range(0, n_resamples, block):
+        index = rng.integers(0, n, size=(min(block, n_resamples - start), n))
+        for out, (errors, totals) in zip(rates, systems, strict=True):
+            err, tot = errors[index].sum(axis=1), totals[index].sum(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out.append(np.where(tot > 0, err / np.maximum(tot, 1), np.nan))
+    return [np.concatenate(r) for r in rates]
+
+
+def paired_bootstrap(this: tuple[np.ndarray, np.ndarray], other: tuple[np.ndarray, np.ndarray],
+                     n_resamples: int, seed: int) -> tuple[Interval | None, float | None]:
+    """95% interval of rate(this) - rate(other) and the two-sided bootstrap p-value (see PAIRED_METHOD)."""
+    if n_resamples <= 0 or len(this[0]) == 0:
+        return None, None
+    a, b = _resampled_rates([this, other], n_resamples, seed)
+    delta = (a - b)[np.isfinite(a - b)]
+    if delta.size == 0:
+        return None, None
+    return _interval(delta), min(1.0, 2 * min(float(np.mean(delta <= 0)), float(np.mean(delta >= 0))))
+
+
+def breakdown(utterances: Iterable[UtteranceScore], key: Callable[[UtteranceScore], str | None]
+              ) -> dict[str, dict]:
+    """Corpus WER per group (groups in first-seen order; utterances whose key is None are left out)."""
+    groups: dict[str, Counts] = {}
+    sizes: Counter = Counter()
+    for utterance in utterances:
+        name = key(utterance)
+        if name is not None:
+            groups[name] = groups.get(name, Counts()) + utterance.words
+            sizes[name] += 1
+    return {name: {"utterances": sizes[name], "ref_words": c.ref, "errors": c.errors, "wer": c.rate}
+            for name, c in groups.items()}
+
+
+def duration_bin(duration: float, edges: Sequence[float] = DURATION_BINS) -> str:
+    for low, high in zip(edges, edges[1:], strict=False):
+        if duration < high:
+            return f"{low:g}-{high:g} s" if math.isfinite(high) else f">= {low:g} s"
+    return f">= {edges[-1]:g} s"
+
+
+def by_duration(result: ScoreResult) -> dict[str, dict]:
+    return breakdown(sorted(result.utterances, key=lambda u: u.duration), lambda u: duration_bin(u.duration))
+
+
+def by_speaker(result: ScoreResult) -> dict[str, dict]:
+    return breakdown(result.utterances, lambda u: None if u.speaker in (None, "") else str(u.speaker))
