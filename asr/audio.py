@@ -25,7 +25,10 @@ class AudioError(ValueError):
 
 
 def audio_info(path: str | Path) -> tuple[float, int]:
-    """(duration in seconds, sample rate) read from the header only, with the same checks as `load_audio`."""
+    """(duration in seconds, sample rate) from the header alone: cheap, but a corrupt body goes unnoticed.
+
+    Use `read_audio` to know that a file really decodes.
+    """
     path = Path(path)
     _check_file(path)
     info = _read_header(path)
@@ -34,6 +37,12 @@ def audio_info(path: str | Path) -> tuple[float, int]:
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode `path`, mix to mono and resample to `sample_rate`. Returns float32 samples in [-1, 1]."""
+    samples, file_rate = read_audio(path)
+    return resample(samples, file_rate, sample_rate)
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode the whole file, mixed to mono at its own rate, with every check. Returns (samples, rate)."""
     path = Path(path)
     info = _read_header(path)
     try:
@@ -45,7 +54,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if not np.isfinite(samples).all():
         raise AudioError(path, "contains NaN or infinite samples")
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
-    return resample(mono, file_rate, sample_rate)
+    return mono, file_rate
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:

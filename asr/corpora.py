@@ -120,7 +120,7 @@ def import_commonvoice(source: Path, out: Path) -> Iterator[Utterance]:
     for table in tables:
         clips = table.parent / "clips"
         split = None if table.stem == "validated" else table.stem
-        for row in _read_table(table, "\t"):
+        for row in _read_table(table, "\t", quoted=False):  # Common Voice TSVs are unquoted
             yield Utterance(str(clips / row["path"]), 0.0, row.get("sentence", ""),
                             speaker=row.get("client_id"), split=split)
 
@@ -226,9 +226,10 @@ def read_sphinx_mfc(path: Path, dims: int = SPHINX_CEPSTRA) -> np.ndarray:
     return values.reshape(-1, dims).astype(np.float32)
 
 
-def _read_table(path: Path, delimiter: str) -> list[dict]:
+def _read_table(path: Path, delimiter: str, quoted: bool = True) -> list[dict]:
     with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle, delimiter=delimiter))
+        quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
+        return list(csv.DictReader(handle, delimiter=delimiter, quoting=quoting))
 
 
 def _pick_column(header: set[str], choices: tuple[str, ...], table: Path) -> str:

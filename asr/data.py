@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.audio import AudioError, audio_info
+from asr.audio import AudioError, read_audio
 from asr.features import FeatureConfig, subsampled_length
 from asr.text import Alphabet, ctc_min_frames, normalize_text
 
@@ -181,7 +181,8 @@ def _count_frames(utterance: Utterance, rules: ValidationRules) -> int:
         return array.shape[0]
     if not utterance.audio_filepath:
         raise ManifestError("no audio_filepath or feature_filepath")
-    duration, file_rate = audio_info(utterance.audio_filepath)
+    samples, file_rate = read_audio(utterance.audio_filepath)  # a full decode: headers hide truncated bodies
+    duration = len(samples) / file_rate
     utterance.duration = duration
     return rules.features.num_frames(round(duration * rules.features.sample_rate))
 
@@ -219,10 +220,15 @@ def speaker_disjoint_split(rows: list[Utterance], fractions: dict[str, float], s
     total = sum(r.duration for r in rows) or 1.0
     splits: dict[str, list[Utterance]] = {name: [] for name in fractions}
     taken = dict.fromkeys(fractions, 0.0)
-    # Smallest splits first so a dev/test split with few speakers still gets at least one.
-    for speaker in speakers:
-        group = by_speaker[speaker]
-        name = min(fractions, key=lambda n: (taken[n] / total - fractions[n]) if fractions[n] else float("inf"))
-        splits[name].extend(group)
-        taken[name] += sum(r.duration for r in group)
+
+    def assign(speaker: str, name: str) -> None:
+        splits[name].extend(by_speaker[speaker])
+        taken[name] += sum(r.duration for r in by_speaker[speaker])
+
+    wanted = sorted((n for n in fractions if fractions[n] > 0), key=lambda n: fractions[n])
+    if len(speakers) >= len(wanted):  # every requested split gets a speaker, the smallest first
+        for name in wanted:
+            assign(speakers.pop(), name)
+    for speaker in speakers:  # then each speaker goes to the split furthest below its share of the audio
+        assign(speaker, min(wanted, key=lambda n: taken[n] / total - fractions[n]))
     return splits

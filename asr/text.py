@@ -40,7 +40,8 @@ _DECIMAL = re.compile(r"\b(\d+)\.(\d+)\b")
 _THOUSANDS = re.compile(r"\b(\d{1,3}(?:,\d{3})+)\b")
 _CURRENCY = re.compile(r"\$(\d+)")
 _NUMBER = re.compile(r"\d+")
-_NOT_WORD = re.compile(r"[^a-z' ]+")
+# Not a letter of any script: letters the alphabet lacks must survive to be *rejected*, not silently dropped.
+_NOT_WORD = re.compile(r"[^\w' ]+|_+")
 _SPACES = re.compile(r"\s+")
 _STRAY_APOSTROPHE = re.compile(r"(?<![a-z])'|'(?![a-z])")
 
@@ -72,6 +73,7 @@ def normalize_text(text: str) -> str:
     """Lowercase, fold Unicode to ASCII letters, spell out numerals, drop punctuation, collapse spaces.
 
     Apostrophes inside words survive ("don't"); everything else that is not a letter becomes a space.
+    Letters of other scripts are kept, so a check against the alphabet can reject the utterance.
     """
     text = unicodedata.normalize("NFKC", text).translate(APOSTROPHES).lower().translate(FOLDED_LETTERS)
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
