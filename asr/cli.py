@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_prepare(commands)
     _add_split(commands)
+    _add_train(commands)
     _add_score(commands)
     return parser
 
@@ -137,6 +138,44 @@ def _run_split(args: argparse.Namespace) -> int:
         write_manifest(path, part)
         speakers = len({r.speaker for r in part})
         print(f"{path}: {len(part)} utterances, {sum(r.duration for r in part) / 60:.1f} min, {speakers} speakers")
+    return EXIT_OK
+
+
+def _add_train(commands) -> None:
+    parser = commands.add_parser(
+        "train", help="train a BiLSTM-CTC model from a YAML config",
+        description="Train the acoustic model. RUN_DIR receives the resolved config, alphabet, atomic "
+                    "checkpoints (best and last), log.csv, TensorBoard logs and the final model.keras. "
+                    "Ctrl-C (or SIGTERM) saves a checkpoint; --resume continues from it.")
+    parser.add_argument("--config", type=Path, help="YAML config (see configs/); not with --resume")
+    parser.add_argument("--out", type=Path, help="run directory (default: runs/<config name>)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--checkpoint-every", type=int, default=50, help="save a checkpoint every N steps (default 50)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, e.g. model.units=128 train.epochs=3")
+    parser.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from asr.config import ConfigError
+    from asr.data import ManifestError
+    from asr.pipeline import PipelineError
+    from asr.train import TrainingError, load_run_config, train
+
+    if args.out is None:
+        if args.config is None:
+            raise UsageError("give --config (to start) or --out (to resume)")
+        args.out = Path("runs") / args.config.stem
+    try:
+        config = load_run_config(args.out, args.config, args.overrides, args.resume)
+        state = train(config, args.out, resume=args.resume, verbose=0 if args.quiet else 1,
+                      checkpoint_every=args.checkpoint_every)
+    except (ConfigError, ManifestError, PipelineError, TrainingError) as error:
+        raise UsageError(error) from None
+    best = f", best dev WER {state.best_wer:.2%} at epoch {state.best_epoch}" if state.best_wer is not None else ""
+    reason = f" ({state.stop_reason})" if state.stop_reason else ""
+    print(f"{args.out}: trained {state.epoch} epochs{best}{reason}; model: {args.out / 'model.keras'}")
     return EXIT_OK
 
 
