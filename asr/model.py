@@ -108,9 +108,13 @@ def build_network(config: Config) -> keras.Model:
     if model.subsampling_kind == "stack":
         x = FrameStack(model.subsampling, name="frame_stack")(features) if model.subsampling > 1 else features
     else:
+        # Fixed padding, not padding="same": "same" splits its padding by the *batch's* length, which would
+        # shift an utterance's frames depending on what it is batched with. With s on each side and kernel
+        # 2s + 1, output t is centred on input frame t·s and there are exactly ceil(T / s) outputs.
+        x = keras.layers.ZeroPadding1D((model.subsampling, model.subsampling), name="subsample_pad")(features)
         x = keras.layers.Conv1D(model.conv_channels, kernel_size=2 * model.subsampling + 1,
-                                strides=model.subsampling, padding="same", activation="relu",
-                                name="subsample_conv")(features)
+                                strides=model.subsampling, padding="valid", activation="relu",
+                                name="subsample_conv")(x)
         x = ZeroPadding(name="subsample_mask")((x, lengths))
     mask = LengthMask(name="mask")((x, lengths))
     for index in range(model.layers):

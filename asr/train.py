@@ -63,15 +63,22 @@ class CTCTrainer(keras.Model):
         return [self.loss_tracker, self.nonfinite_tracker]
 
     def ctc_losses(self, batch, training: bool):
+        """Per-utterance CTC losses with unusable ones set to 0, and how many there were.
+
+        Unusable: non-finite, or a label that cannot fit its output frames. TensorFlow's CPU kernel returns a
+        large *finite* loss for the latter rather than inf, so feasibility is checked directly.
+        """
         outputs = self.network({"features": batch["features"], "feature_lengths": batch["feature_lengths"]},
                                training=training)
         # keras.ops.ctc_loss takes logits, true lengths on both sides, and blank = index 0.
         losses = keras.ops.ctc_loss(batch["labels"], outputs["logits"], batch["label_lengths"],
                                     outputs["output_lengths"], mask_index=0)
-        finite = tf.math.is_finite(losses)
-        return tf.where(finite, losses, 0.0), tf.reduce_sum(tf.cast(~finite, tf.float32))
+        usable = tf.math.is_finite(losses) & (ctc_min_frames_tf(batch["labels"], batch["label_lengths"])
+                                              <= tf.cast(outputs["output_lengths"], tf.int32))
+        return tf.where(usable, losses, 0.0), tf.reduce_sum(tf.cast(~usable, tf.float32))
 
-    def train_step(self, batch):
+    def train_step(self, data):
+        batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)  # fit passes the dict; train_on_batch a tuple
         with tf.GradientTape() as tape:
             losses, nonfinite = self.ctc_losses(batch, training=True)
             kept = tf.maximum(tf.cast(tf.size(losses), tf.float32) - nonfinite, 1.0)
@@ -86,11 +93,20 @@ class CTCTrainer(keras.Model):
         self.nonfinite_tracker.update_state(nonfinite)
         return {m.name: m.result() for m in self.metrics}
 
-    def test_step(self, batch):
+    def test_step(self, data):
+        batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         losses, nonfinite = self.ctc_losses(batch, training=False)
         self.loss_tracker.update_state(tf.reduce_mean(losses))
         self.nonfinite_tracker.update_state(nonfinite)
         return {m.name: m.result() for m in self.metrics}
+
+
+def ctc_min_frames_tf(labels: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+    """`asr.text.ctc_min_frames` for a padded batch: label length plus one blank per repeated pair."""
+    labels, lengths = tf.cast(labels, tf.int32), tf.cast(lengths, tf.int32)
+    inside = tf.sequence_mask(lengths, tf.shape(labels)[1])
+    repeats = (labels[:, 1:] == labels[:, :-1]) & inside[:, 1:]
+    return lengths + tf.reduce_sum(tf.cast(repeats, tf.int32), axis=1)
 
 
 @dataclass

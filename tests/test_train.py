@@ -1,0 +1,161 @@
+"""Training: overfitting to CER 0, identical logits after a safe-mode reload, resume after SIGKILL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asr.audio import load_audio
+from asr.backend import keras
+from asr.config import load_config
+from asr.data import Utterance, read_manifest, write_manifest
+from asr.decoding import greedy_decode
+from asr.train import TrainingError, train
+from tests.test_text import SHARED
+
+DIGITS = ["zero", "one", "two", "three"]
+
+
+def fsdd_manifest(folder: Path, speaker: str, copies: int, takes: range = range(1)) -> Path:
+    rows = []
+    for digit, word in enumerate(DIGITS):
+        for take in takes:
+            path = SHARED / "fsdd" / "recordings" / f"{digit}_{speaker}_{take}.wav"
+            rows.append(Utterance(str(path), len(load_audio(path, 8000)) / 8000, word, speaker=speaker))
+    manifest = folder / f"{speaker}.jsonl"
+    write_manifest(manifest, rows * copies)
+    return manifest
+
+
+def tiny_config(manifest: Path, *overrides):
+    return load_config(None, [
+        f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}", "data.batch_size=4",
+        "features.sample_rate=8000", "features.n_mels=40", "model.units=64", "model.layers=1",
+        "model.conv_channels=64", "model.dropout=0.0", "augment.freq_masks=0", "augment.time_masks=0",
+        "optim.learning_rate=0.005", "optim.warmup_steps=10", "optim.schedule=constant", "optim.weight_decay=0",
+        "train.early_stopping_patience=null", *overrides])
+
+
+def test_overfits_a_handful_of_utterances_and_reloads_identically(tmp_path):
+    manifest = fsdd_manifest(tmp_path, "theo", copies=8)
+    config = tiny_config(manifest, "train.epochs=12")
+    state = train(config, tmp_path / "run", verbose=0)
+    assert state.finished and state.epoch == 12
+    assert state.best_cer == 0.0, f"did not overfit 4 utterances in 96 steps: best CER {state.best_cer}"
+
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    waves = [load_audio(r.audio_filepath, 8000) for r in read_manifest(manifest)[:4]]
+    batch = np.zeros((4, max(map(len, waves))), np.float32)
+    for row, wave in enumerate(waves):
+        batch[row, :len(wave)] = wave
+    inputs = {"waveform": batch, "waveform_lengths": np.array([len(w) for w in waves])}
+    first = model(inputs)
+    assert greedy_decode(first["logits"].numpy(), first["output_lengths"].numpy(), config.alphabet()) == DIGITS
+    again = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)(inputs)
+    np.testing.assert_array_equal(first["logits"].numpy(), again["logits"].numpy())
+
+    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert log[0].split(",") == ["epoch", "loss", "nonfinite", "val_cer", "val_loss", "val_wer"]
+    assert len(log) == 13
+    for name in ("config.yaml", "alphabet.json", "checkpoints/best.weights.h5", "checkpoints/last.weights.h5"):
+        assert (tmp_path / "run" / name).is_file(), name
+
+
+def test_a_run_directory_is_never_overwritten(tmp_path):
+    manifest = fsdd_manifest(tmp_path, "theo", copies=1)
+    config = tiny_config(manifest, "train.epochs=1")
+    train(config, tmp_path / "run", verbose=0)
+    with pytest.raises(TrainingError, match="already holds a run"):
+        train(config, tmp_path / "run", verbose=0)
+
+
+def test_labels_too_long_for_the_audio_stop_training_before_it_starts(tmp_path):
+    path = SHARED / "fsdd" / "recordings" / "0_theo_0.wav"
+    manifest = tmp_path / "bad.jsonl"
+    write_manifest(manifest, [Utterance(str(path), 0.3, "a sentence far too long for a third of a second")])
+    with pytest.raises(TrainingError, match="labels too long.*--subsampling 4"):
+        train(tiny_config(manifest, "model.subsampling=4"), tmp_path / "run", verbose=0)
+
+
+def test_nonfinite_losses_are_zeroed_and_counted(tmp_path):
+    """An impossible label in a batch gives an infinite CTC loss; the step must not poison the weights."""
+    from asr.model import build_network
+    from asr.train import CTCTrainer, make_optimizer
+
+    config = tiny_config(tmp_path / "unused.jsonl")
+    network = build_network(config)
+    trainer = CTCTrainer(network)
+    trainer.compile(optimizer=make_optimizer(config, 10))
+    rng = np.random.default_rng(0)
+    batch = {"features": rng.normal(size=(2, 10, 40)).astype(np.float32),
+             "feature_lengths": np.array([10, 10], np.int32),
+             "labels": np.array([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14], [1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                                                   0, 0]], np.int32),
+             "label_lengths": np.array([14, 2], np.int32)}  # 14 labels cannot fit in 5 output frames
+    logs = trainer.train_on_batch(batch, return_dict=True)
+    assert logs["nonfinite"] == 1.0 and np.isfinite(logs["loss"])
+    assert all(np.isfinite(w.numpy()).all() for w in network.trainable_weights)
+
+
+def _run_cli(*args, timeout=300):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "asr", "train", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_sigkill_mid_epoch_then_resume_finishes_the_run(tmp_path):
+    manifest = fsdd_manifest(tmp_path, "jackson", copies=3, takes=range(5))  # 60 rows: 30 steps of 2
+    overrides = [f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}", "data.batch_size=2",
+                 "features.sample_rate=8000", "features.n_mels=20", "model.units=16", "model.layers=1",
+                 "model.conv_channels=16", "train.epochs=3", "train.early_stopping_patience=null"]
+    run = tmp_path / "run"
+    state_file = run / "checkpoints" / "state.json"
+    process = _run_cli("--config", str(_write_empty_config(tmp_path)), "--out", str(run), "--quiet",
+                       "--checkpoint-every", "1", *overrides)
+    deadline = time.time() + 240
+    state = {}
+    while time.time() < deadline and process.poll() is None:
+        try:
+            state = json.loads(state_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            state = {}
+        if state.get("epoch", 0) >= 1 and state.get("step_in_epoch", 0) >= 3:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = json.loads(state_file.read_text())
+    assert killed_at["epoch"] < 3 and not killed_at["finished"], "the run ended before it could be killed"
+
+    resumed = _run_cli("--out", str(run), "--resume", "--quiet")
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+    final = json.loads(state_file.read_text())
+    assert final["finished"] and final["epoch"] == 3
+    epochs = [line.split(",")[0] for line in (run / "log.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2"]  # each epoch logged exactly once across the two processes
+    keras.saving.load_model(run / "model.keras", safe_mode=True)
+    keras.saving.load_model(run / "model.keras", safe_mode=True)
+    assert "trained 3 epochs" in output
+
+
+def _write_empty_config(folder: Path) -> Path:
+    path = folder / "config.yaml"
+    path.write_text("{}\n")
+    return path
+
+
+def test_ctc_min_frames_tf_matches_the_python_rule():
+    from asr.text import ctc_min_frames
+    from asr.train import ctc_min_frames_tf
+
+    labels = [[1, 1, 2, 0, 0], [3, 4, 4, 4, 5], [7, 0, 0, 0, 0]]
+    lengths = [3, 5, 1]
+    expected = [ctc_min_frames(row[:n]) for row, n in zip(labels, lengths, strict=True)]
+    assert ctc_min_frames_tf(np.array(labels), np.array(lengths)).numpy().tolist() == expected == [4, 7, 1]
