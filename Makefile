@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORK ?= work
 
-.PHONY: demo test lint bench system-deps install clean
+.PHONY: demo test bench train-tiny system-deps install clean
 
 install: $(STAMP)
 
@@ -35,8 +35,15 @@ test: install system-deps
 	$(BIN)/ruff check asr tests pipelines benchmarks
 	$(BIN)/pytest -q
 
+# The tiny config end to end: FSDD digits from ../shared/data, speaker-disjoint splits, a few minutes on CPU.
+train-tiny: install
+	$(BIN)/asr prepare fsdd ../shared/data/fsdd --out $(WORK)/fsdd.jsonl --config configs/tiny.yaml --quiet
+	$(BIN)/asr split $(WORK)/fsdd.jsonl --dev 0.2 --test 0.2
+	$(BIN)/asr train --config configs/tiny.yaml --out runs/tiny
+
 bench: install
 	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) $(WORK) .pytest_cache .ruff_cache

@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare(commands)
     _add_split(commands)
     _add_train(commands)
+    _add_transcribe(commands)
+    _add_evaluate(commands)
     _add_score(commands)
+    _add_export(commands)
     return parser
 
 
@@ -179,6 +182,120 @@ def _run_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_transcribe(commands) -> None:
+    from asr.outputs import FORMATS
+
+    parser = commands.add_parser(
+        "transcribe", help="transcribe audio files (the main job)",
+        description="Transcribe audio files, folders (recursively), glob patterns or manifests. Inputs that "
+                    "cannot be read are reported (in the output and on stderr) and the batch goes on; exit "
+                    "status 1 if any failed. Long files are decoded in overlapping windows in bounded memory.")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file, folder, glob pattern or manifest")
+    parser.add_argument("--model", type=Path, help="run directory, .keras file or exported SavedModel "
+                                                    "(default: the bundled model)")
+    parser.add_argument("--out", type=Path, help="output file, or folder (existing, or ending in /) for one "
+                                                  "file per input (default: stdout)")
+    parser.add_argument("--format", choices=FORMATS, help="txt (path<TAB>text), jsonl (with word timings), srt, "
+                                                         "vtt (default: from --out's extension, else txt)")
+    parser.add_argument("--resume", action="store_true", help="skip inputs already transcribed in --out")
+    _add_decoding_arguments(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_transcribe)
+
+
+def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    from asr.decoding import DECODERS
+    from asr.transcribe import BATCH_SIZE, OVERLAP_SECONDS, WINDOW_SECONDS
+
+    parser.add_argument("--decoder", choices=DECODERS, default="greedy", help="CTC decoder (default greedy)")
+    parser.add_argument("--beam-width", type=int, default=32, help="beam width for beam decoders (default 32)")
+    parser.add_argument("--lm", type=Path, help="ARPA word n-gram for --decoder beam_lm (see pipelines/build_lm.py)")
+    parser.add_argument("--alpha", type=float, default=0.5, help="LM weight (default 0.5)")
+    parser.add_argument("--beta", type=float, default=1.0, help="word insertion bonus (default 1.0)")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"windows per batch (default {BATCH_SIZE})")
+    parser.add_argument("--window", type=float, default=WINDOW_SECONDS,
+                        help=f"seconds of audio decoded at once (default {WINDOW_SECONDS:g})")
+    parser.add_argument("--overlap", type=float, default=OVERLAP_SECONDS,
+                        help=f"seconds shared by neighbouring windows (default {OVERLAP_SECONDS:g})")
+
+
+def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None, fmt: str):
+    """Load the model and decoder named by the decoding arguments and transcribe `paths`; returns the summary."""
+    from asr.decoding import DecoderError, make_decoder
+    from asr.inference import ModelError, load_recognition_model
+    from asr.outputs import OutputError, OutputWriter
+    from asr.transcribe import transcribe
+
+    if not 0 <= args.overlap < args.window:
+        raise UsageError(f"--overlap must be at least 0 and less than --window, got {args.overlap} and {args.window}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    try:
+        model = load_recognition_model(args.model)
+        decoder = make_decoder(args.decoder, model.config.alphabet(), beam_width=args.beam_width,
+                               lm_path=args.lm, alpha=args.alpha, beta=args.beta)
+        writer = OutputWriter(out, fmt, paths, resume=args.resume)
+    except (ModelError, DecoderError, OutputError) as error:
+        raise UsageError(error) from None
+    try:
+        summary = transcribe(paths, model, decoder, writer, batch_size=args.batch_size, window=args.window,
+                             overlap=args.overlap, progress=not args.quiet)
+    finally:
+        writer.close()
+    print(summary.describe(), file=sys.stderr)
+    return summary
+
+
+def _run_transcribe(args: argparse.Namespace) -> int:
+    from asr.outputs import FORMATS
+    from asr.transcribe import expand_inputs
+
+    fmt = args.format or (args.out.suffix.lstrip(".") if args.out and args.out.suffix.lstrip(".") in FORMATS
+                          else "txt")
+    try:
+        paths = expand_inputs(args.inputs)
+    except ValueError as error:
+        raise UsageError(error) from None
+    summary = _transcribe_to(args, paths, args.out, fmt)
+    return EXIT_PARTIAL if summary.failed else EXIT_OK
+
+
+def _add_evaluate(commands) -> None:
+    from asr.report import add_report_options
+
+    parser = commands.add_parser(
+        "evaluate", help="transcribe a manifest and write a WER/CER report",
+        description="Transcribe every row of MANIFEST (as `asr transcribe` would) into REPORT_DIR/transcripts.jsonl "
+                    "and score it against the manifest's text (as `asr score` would): report.json, report.md, "
+                    "report.html in REPORT_DIR.")
+    parser.add_argument("--manifest", type=Path, required=True, help="reference manifest with audio and text")
+    parser.add_argument("--model", type=Path, help="run directory, .keras file or exported SavedModel "
+                                                    "(default: the bundled model)")
+    parser.add_argument("--report", type=Path, required=True, help="folder for transcripts and reports")
+    parser.add_argument("--resume", action="store_true", help="keep transcripts already in REPORT_DIR")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_decoding_arguments(parser)
+    add_report_options(parser)
+    parser.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from asr.data import ManifestError, read_manifest
+    from asr.report import run_score
+
+    try:
+        paths = [row.audio_filepath for row in read_manifest(args.manifest) if row.audio_filepath]
+    except ManifestError as error:
+        raise UsageError(error) from None
+    if not paths:
+        raise UsageError(f"{args.manifest}: no rows with audio_filepath to transcribe")
+    args.report.mkdir(parents=True, exist_ok=True)
+    transcripts = args.report / "transcripts.jsonl"
+    _transcribe_to(args, paths, transcripts, "jsonl")
+    args.ref, args.hyp = str(args.manifest), str(transcripts)
+    return run_score(args)
+
+
 def _add_score(commands) -> None:
     from asr.report import add_score_arguments, run_score
 
@@ -189,6 +306,32 @@ def _add_score(commands) -> None:
                     "confidence intervals, error analysis). Unmatched and failed rows are listed (exit 1).")
     add_score_arguments(parser)
     parser.set_defaults(handler=run_score)
+
+
+def _add_export(commands) -> None:
+    from asr.export import EXPORT_FORMATS
+
+    parser = commands.add_parser(
+        "export", help="export a trained model as a SavedModel or TFLite file",
+        description="SavedModel: takes float32 waveforms (serving_default) or int16 PCM (serve_int16) with their "
+                    "lengths and returns logits and output lengths, front end inside; `asr transcribe --model` "
+                    "accepts it. TFLite: batch 1, any length, built-in ops only, float32 waveform -> logits.")
+    parser.add_argument("--model", type=Path, help="run directory or .keras file (default: the bundled model)")
+    parser.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="export format")
+    parser.add_argument("--out", type=Path, required=True, help="folder (savedmodel) or file (tflite) to create")
+    parser.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from asr.export import ExportError, export
+    from asr.inference import ModelError
+
+    try:
+        path = export(args.model, args.format, args.out)
+    except (ExportError, ModelError) as error:
+        raise UsageError(error) from None
+    print(f"exported {args.format}: {path}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

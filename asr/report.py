@@ -341,6 +341,11 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
                              "or 'error' for a failed input); relative paths resolve against its folder")
     parser.add_argument("--report", required=True, metavar="REPORT_DIR",
                         help="folder for report.json, report.md and report.html (created if missing)")
+    add_report_options(parser)
+
+
+def add_report_options(parser: argparse.ArgumentParser) -> None:
+    """The scoring options `asr score` and `asr evaluate` share."""
     parser.add_argument("--normalizer", choices=scoring.NORMALIZERS, default="default",
                         help="text normalisation of both sides before scoring: 'default' lowercases, spells "
                              "out numerals and drops punctuation (as in training); 'none' only collapses "

@@ -1,0 +1,102 @@
+"""Loading a trained model for inference, whatever form it comes in, and running it on waveforms.
+
+Accepted: a run directory (`model.keras` + `config.yaml`), a `.keras` file with its `config.yaml` beside it,
+an exported SavedModel folder (`asr export --format savedmodel`), or nothing: the bundled default model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from asr.backend import keras, tf
+from asr.config import Config, ConfigError, load_config
+
+BUNDLED_MODEL = Path(__file__).parent / "assets" / "default_model"
+CONFIG_NAME = "config.yaml"
+
+
+class ModelError(ValueError):
+    pass
+
+
+@dataclass
+class RecognitionModel:
+    config: Config
+    source: Path
+    _call: object  # (waveforms [B, N] float32, lengths [B] int32) -> (logits [B, T, C], output lengths [B])
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.features.sample_rate
+
+    @property
+    def frame_seconds(self) -> float:
+        """Duration of one output frame: the feature hop times the time subsampling."""
+        return self.config.features.hop_length * self.config.model.subsampling / self.sample_rate
+
+    def logits(self, waveforms: list[np.ndarray]) -> list[np.ndarray]:
+        """One [frames, classes] array per waveform, each cut to its true output length."""
+        lengths = np.array([len(w) for w in waveforms], np.int32)
+        batch = np.zeros((len(waveforms), max(int(lengths.max()), 1)), np.float32)
+        for row, waveform in enumerate(waveforms):
+            batch[row, :len(waveform)] = waveform
+        logits, output_lengths = self._call(tf.constant(batch), tf.constant(lengths))
+        logits, output_lengths = logits.numpy(), output_lengths.numpy()
+        return [logits[row, :int(n)] for row, n in enumerate(output_lengths)]
+
+
+def load_recognition_model(path: str | Path | None = None) -> RecognitionModel:
+    if path is None:
+        if not (BUNDLED_MODEL / "model.keras").exists():
+            raise ModelError("no bundled default model in this installation; pass --model RUN_DIR (a folder "
+                             "from `asr train`) or an exported model")
+        path = BUNDLED_MODEL
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path}: model not found")
+    if (path / "saved_model.pb").exists():
+        return _load_savedmodel(path)
+    keras_file = path / "model.keras" if path.is_dir() else path
+    if keras_file.suffix != ".keras" or not keras_file.is_file():
+        raise ModelError(f"{path}: expected a run directory with model.keras, a .keras file, or a SavedModel folder")
+    config = _config_beside(keras_file)
+    import asr.model  # noqa: F401  (registers the custom layers for safe-mode loading)
+
+    try:
+        model = keras.saving.load_model(keras_file, safe_mode=True)
+    except (ValueError, OSError) as error:
+        raise ModelError(f"{keras_file}: cannot load model ({error})") from None
+    if "waveform" not in {t.name for t in model.inputs}:
+        raise ModelError(f"{keras_file}: takes precomputed features, not audio; transcribe needs a waveform model")
+
+    @tf.function(reduce_retracing=True)
+    def call(waveforms, lengths):
+        outputs = model({"waveform": waveforms, "waveform_lengths": lengths}, training=False)
+        return outputs["logits"], outputs["output_lengths"]
+
+    return RecognitionModel(config, keras_file, call)
+
+
+def _load_savedmodel(path: Path) -> RecognitionModel:
+    config = _config_beside(path / "saved_model.pb")
+    loaded = tf.saved_model.load(str(path))
+    signature = loaded.signatures["serving_default"]
+
+    def call(waveforms, lengths):
+        outputs = signature(waveform=waveforms, waveform_lengths=lengths)
+        return outputs["logits"], outputs["output_lengths"]
+
+    return RecognitionModel(config, path, call)
+
+
+def _config_beside(model_file: Path) -> Config:
+    config_path = model_file.parent / CONFIG_NAME
+    if not config_path.exists():
+        raise ModelError(f"{model_file}: no {CONFIG_NAME} beside it (it records the alphabet and front end)")
+    try:
+        return load_config(config_path)
+    except ConfigError as error:
+        raise ModelError(f"{config_path}: {error}") from None

@@ -1,0 +1,71 @@
+"""Training throughput on this machine: audio seconds trained per wall-clock second, and parameter counts.
+
+    python benchmarks/bench_train.py [--steps 20] [--configs tiny default] [--subsampling 1 2 3 4]
+
+Trains each config (with the given subsampling) for `--steps` steps on Asterisk prompts of up to 6 s at
+8 kHz (prepared on the fly from ../shared/data), after 3 warm-up steps that include tracing. The batches
+come from the real input pipeline, so decoding and features are part of the measured time, as in training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from asr.backend import keras
+from asr.config import load_config
+from asr.corpora import prepare
+from asr.data import ValidationRules, read_manifest
+from asr.model import build_network
+from asr.pipeline import make_dataset
+from asr.train import CTCTrainer, make_optimizer
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+WARMUP_STEPS = 3
+MAX_SECONDS = 6.0
+
+
+def throughput(config_name: str, subsampling: int, rows, steps: int) -> tuple[int, float, float]:
+    config = load_config(ROOT / "configs" / f"{config_name}.yaml",
+                         [f"model.subsampling={subsampling}", "features.sample_rate=8000"])
+    network = build_network(config)
+    trainer = CTCTrainer(network)
+    trainer.compile(optimizer=make_optimizer(config, 1000))
+    batches = list(make_dataset(rows, config, training=True, epochs=4).take(WARMUP_STEPS + steps))
+    for batch in batches[:WARMUP_STEPS]:
+        trainer.train_on_batch(batch)
+    audio = sum(float(b["feature_lengths"].numpy().sum()) for b in batches[WARMUP_STEPS:]) \
+        / config.features.frames_per_second
+    start = time.perf_counter()
+    for batch in batches[WARMUP_STEPS:]:
+        trainer.train_on_batch(batch)
+    return network.count_params(), audio / (time.perf_counter() - start), audio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--configs", nargs="+", default=["tiny", "default"])
+    parser.add_argument("--subsampling", nargs="+", type=int, default=[1, 2, 3, 4])
+    args = parser.parse_args()
+    keras.utils.set_random_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = Path(tmp) / "asterisk.jsonl"
+        rules = ValidationRules(features=load_config(None, ["features.sample_rate=8000"]).features, subsampling=4)
+        prepare("tsv", SHARED / "asterisk", manifest, rules=rules, progress=False)
+        rows = [r for r in read_manifest(manifest) if r.duration <= MAX_SECONDS]
+        print(f"{len(rows)} Asterisk utterances <= {MAX_SECONDS} s; {args.steps} timed steps after "
+              f"{WARMUP_STEPS} warm-up steps\n")
+        print("| config | subsampling | parameters | audio s / wall s | audio timed (s) |")
+        print("|---|---|---|---|---|")
+        for name in args.configs:
+            for factor in args.subsampling:
+                params, speed, audio = throughput(name, factor, rows, args.steps)
+                print(f"| {name} | {factor} | {params:,} | {speed:.1f} | {audio:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

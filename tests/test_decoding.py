@@ -1,0 +1,249 @@
+"""asr.decoding: greedy and beam decoders, the word-LM beam search, forced alignment and word timings."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asr.decoding import (
+    DECODERS,
+    DecoderError,
+    Transcript,
+    forced_align,
+    greedy_decode,
+    greedy_ids,
+    log_softmax,
+    make_decoder,
+)
+from asr.lm import build_lm
+from asr.text import Alphabet
+
+ALPHABET = Alphabet()
+SHARP = 10.0
+LM_TEXT = "the cat sat on the mat\nthe cat sat down\na cat sat there\nthe dog sat on a log\n"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def peaked(frames: str, sharp: float = SHARP, alphabet: Alphabet = ALPHABET) -> np.ndarray:
+    """Logits with one frame per character of `frames` ("_" is the blank), `sharp` nats above the rest."""
+    logits = np.zeros((len(frames), alphabet.num_classes))
+    for t, char in enumerate(frames):
+        logits[t, 0 if char == "_" else alphabet.encode(char)[0]] = sharp
+    return logits
+
+
+def spelled(text: str) -> str:
+    """A frame string saying `text`: each character on two frames, then a blank (so repeats survive)."""
+    return "".join(char * 2 + "_" for char in text)
+
+
+def labelling_probabilities(log_probs: np.ndarray) -> dict[tuple[int, ...], float]:
+    """Exact CTC probability of every labelling, by summing all C^T paths (tiny T and C only)."""
+    totals: dict[tuple[int, ...], float] = {}
+    for path in itertools.product(range(log_probs.shape[1]), repeat=len(log_probs)):
+        labels = tuple(k for k, _ in itertools.groupby(path) if k != 0)
+        totals[labels] = totals.get(labels, 0.0) + math.exp(sum(log_probs[t, k] for t, k in enumerate(path)))
+    return totals
+
+
+@pytest.fixture(scope="module")
+def lm_path(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("lm")
+    (folder / "text.txt").write_text(LM_TEXT)
+    build_lm(folder / "text.txt", folder / "lm.arpa", order=3)
+    return folder / "lm.arpa"
+
+
+def decoders(lm_path: Path):
+    return [make_decoder("greedy", ALPHABET), make_decoder("beam", ALPHABET, beam_width=8),
+            make_decoder("beam_lm", ALPHABET, beam_width=8, lm_path=lm_path)]
+
+
+# --- greedy and beam -----------------------------------------------------------------------------------------
+
+
+def test_greedy_merges_repeats_and_drops_blanks():
+    logits = peaked("_hh_e_ll_lo__ _w_oo_rld_")
+    transcript = make_decoder("greedy", ALPHABET).decode(logits, 0.03)
+    assert transcript.text == "hello world"
+    assert [w.word for w in transcript.words] == ["hello", "world"]
+    assert greedy_decode(logits[None], [len(logits)], ALPHABET) == ["hello world"]  # asr.train's entry points
+    assert greedy_ids(logits, 3) == ALPHABET.encode("h")
+
+
+def test_text_has_single_spaces_and_no_edges():
+    transcript = make_decoder("greedy", ALPHABET).decode(peaked("  _a_  _ _b_  "), 0.03)
+    assert transcript.text == "a b"
+
+
+@pytest.mark.parametrize("text", ["the cat sat", "hello", "a  b", "don't stop"])
+def test_beam_equals_greedy_on_peaked_logits(text):
+    logits = peaked(spelled(text))
+    greedy = make_decoder("greedy", ALPHABET).decode(logits, 0.03)
+    assert make_decoder("beam", ALPHABET, beam_width=4).decode(logits, 0.03) == greedy
+
+
+def test_beam_finds_the_most_probable_labelling_that_no_single_path_shows():
+    # Two frames, p(blank) = 0.6 and p(a) = 0.4 in each. The best path is blank-blank (0.36), so greedy says "".
+    # The labelling "a" collects three paths: a-a 0.16 + a-blank 0.24 + blank-a 0.24 = 0.64 > 0.36.
+    probs = np.full((2, ALPHABET.num_classes), 1e-9)
+    probs[:, 0], probs[:, ALPHABET.encode("a")[0]] = 0.6, 0.4
+    logits = np.log(probs)
+    assert make_decoder("greedy", ALPHABET).decode(logits, 0.03).text == ""
+    assert make_decoder("beam", ALPHABET, beam_width=4).decode(logits, 0.03).text == "a"
+
+
+def test_beam_matches_exhaustive_search_on_small_random_cases():
+    alphabet = Alphabet("ab")
+    beam = make_decoder("beam", alphabet, beam_width=32)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        logits = rng.normal(size=(int(rng.integers(1, 6)), alphabet.num_classes)) * 2
+        totals = labelling_probabilities(log_softmax(logits))
+        found = tuple(alphabet.encode(beam.decode(logits, 0.01).text))
+        assert totals.get(found, 0.0) == pytest.approx(max(totals.values()), rel=1e-6)
+
+
+def test_beam_lm_without_weights_is_plain_beam(lm_path):
+    rng = np.random.default_rng(1)
+    beam = make_decoder("beam", ALPHABET, beam_width=8)
+    neutral = make_decoder("beam_lm", ALPHABET, beam_width=8, lm_path=lm_path, alpha=0.0, beta=0.0)
+    for _ in range(5):
+        logits = rng.normal(size=(30, ALPHABET.num_classes)) * 3
+        assert neutral.decode(logits, 0.03) == beam.decode(logits, 0.03)
+
+
+# --- the language model ------------------------------------------------------------------------------------
+
+
+def cat_or_cap() -> np.ndarray:
+    """ "the cat sat", but the acoustics of cat's "t" lean (4.5 vs 4.0 nats) towards "p"."""
+    logits = peaked(spelled("the cat sat"))
+    t_frames = slice(3 * len("the ca"), 3 * len("the ca") + 2)
+    logits[t_frames] = 0.0
+    logits[t_frames, ALPHABET.encode("t")[0]] = 4.0
+    logits[t_frames, ALPHABET.encode("p")[0]] = 4.5
+    return logits
+
+
+def test_lm_fixes_a_word_the_acoustics_get_wrong(lm_path):
+    logits = cat_or_cap()
+    assert make_decoder("greedy", ALPHABET).decode(logits, 0.03).text == "the cap sat"
+    assert make_decoder("beam", ALPHABET).decode(logits, 0.03).text == "the cap sat"
+    no_lm = make_decoder("beam_lm", ALPHABET, lm_path=lm_path, alpha=0.0, beta=1.0)
+    assert no_lm.decode(logits, 0.03).text == "the cap sat"
+    with_lm = make_decoder("beam_lm", ALPHABET, lm_path=lm_path, alpha=0.5, beta=1.0)
+    assert with_lm.decode(logits, 0.03).text == "the cat sat"
+
+
+def test_lm_decoder_keeps_words_it_has_never_seen(lm_path):
+    logits = peaked(spelled("the zebu sat"))  # "zebu" is not in the LM: open vocabulary, scored as <unk>
+    decoder = make_decoder("beam_lm", ALPHABET, lm_path=lm_path, alpha=0.5, beta=1.0)
+    assert decoder.decode(logits, 0.03).text == "the zebu sat"
+
+
+def test_lm_decoder_is_reusable_across_utterances(lm_path):
+    decoder = make_decoder("beam_lm", ALPHABET, lm_path=lm_path, alpha=0.5, beta=1.0)
+    first = decoder.decode(cat_or_cap(), 0.03)
+    decoder.decode(peaked(spelled("a dog")), 0.03)
+    assert decoder.decode(cat_or_cap(), 0.03) == first
+
+
+# --- timings, alignment, edge cases ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", DECODERS)
+def test_word_times_and_confidences(kind, lm_path):
+    logits = peaked("___hhi_ _yoo__")  # "hi" on frames 3-5, "yo" on frames 9-11
+    logits[9:12] /= 3.0  # "yo" less peaked
+    transcript = make_decoder(kind, ALPHABET, beam_width=8, lm_path=lm_path).decode(logits, 0.02)
+    assert transcript.text == "hi yo"
+    hi, yo = transcript.words
+    assert (hi.word, hi.start, hi.end) == ("hi", pytest.approx(0.06), pytest.approx(0.12))
+    assert (yo.word, yo.start, yo.end) == ("yo", pytest.approx(0.18), pytest.approx(0.24))
+    assert 0.0 <= yo.confidence < hi.confidence <= 1.0
+    expected = np.exp(log_softmax(logits))[[9, 10, 11], ALPHABET.encode("yoo")].mean()
+    assert yo.confidence == pytest.approx(expected)
+
+
+def test_forced_alignment_small_case():
+    # Labels "a a" need a blank between the two a's; the frames say a, a, blank, a, blank.
+    logits = peaked("aa_a_")
+    path = forced_align(log_softmax(logits), ALPHABET.encode("aa"))
+    assert path.tolist() == [ALPHABET.encode("a")[0]] * 2 + [0, ALPHABET.encode("a")[0], 0]
+    assert forced_align(log_softmax(logits[:2]), ALPHABET.encode("aa")) is None  # needs 3 frames
+    assert forced_align(np.zeros((0, ALPHABET.num_classes)), []).tolist() == []
+
+
+def test_forced_alignment_is_the_best_path_for_its_labels():
+    rng = np.random.default_rng(2)
+    for _ in range(30):
+        frames, classes = int(rng.integers(1, 6)), 3
+        log_probs = log_softmax(rng.normal(size=(frames, classes)) * 2)
+        labels = [int(k) for k in rng.integers(1, classes, size=int(rng.integers(0, 4)))]
+        scores = [sum(log_probs[t, k] for t, k in enumerate(p))
+                  for p in itertools.product(range(classes), repeat=frames)
+                  if [k for k, _ in itertools.groupby(p) if k != 0] == labels]
+        path = forced_align(log_probs, labels)
+        if not scores:
+            assert path is None
+            continue
+        assert [k for k, _ in itertools.groupby(path.tolist()) if k != 0] == labels
+        assert sum(log_probs[t, k] for t, k in enumerate(path)) == pytest.approx(max(scores))
+
+
+def test_empty_and_very_short_logits(lm_path):
+    for decoder in decoders(lm_path):
+        assert decoder.decode(np.zeros((0, ALPHABET.num_classes)), 0.03) == Transcript("", [])
+        one = decoder.decode(peaked("a"), 0.03)
+        assert one.text == "a" and one.words[0].end == pytest.approx(0.03)
+        assert decoder.decode(peaked("_"), 0.03).text == ""
+
+
+# --- errors ------------------------------------------------------------------------------------------------
+
+
+def test_decoder_errors_name_what_is_wrong(tmp_path, lm_path):
+    with pytest.raises(DecoderError, match="unknown kind 'viterbi'"):
+        make_decoder("viterbi", ALPHABET)
+    with pytest.raises(DecoderError, match="lm_path"):
+        make_decoder("beam_lm", ALPHABET)
+    with pytest.raises(DecoderError, match="missing.arpa.*not found"):
+        make_decoder("beam_lm", ALPHABET, lm_path=tmp_path / "missing.arpa")
+    garbage = tmp_path / "garbage.arpa"
+    garbage.write_bytes(b"\x00\xff not a language model\n")
+    with pytest.raises(DecoderError, match="garbage.arpa"):
+        make_decoder("beam_lm", ALPHABET, lm_path=garbage)
+    with pytest.raises(DecoderError, match="beam_width"):
+        make_decoder("beam", ALPHABET, beam_width=0)
+    with pytest.raises(DecoderError, match="alpha"):
+        make_decoder("beam_lm", ALPHABET, lm_path=lm_path, alpha=float("nan"))
+    with pytest.raises(DecoderError, match=r"\[frames, 29\]"):
+        make_decoder("greedy", ALPHABET).decode(np.zeros((4, 5)), 0.03)
+    with pytest.raises(DecoderError, match="NaN"):
+        make_decoder("beam", ALPHABET).decode(np.full((4, ALPHABET.num_classes), np.nan), 0.03)
+    assert make_decoder("beam", ALPHABET, beam_width=np.int64(4)).decode(peaked("a"), 0.03).text == "a"
+
+
+# --- pipelines/tune_decoder.py -----------------------------------------------------------------------------
+
+
+def test_tune_decoder_picks_a_setting_with_the_lm(lm_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("tune_decoder", REPO / "pipelines" / "tune_decoder.py")
+    tune_decoder = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "tune_decoder", tune_decoder)  # dataclasses look their module up there
+    spec.loader.exec_module(tune_decoder)
+    logits = [cat_or_cap(), peaked(spelled("the dog sat"))]
+    results = tune_decoder.tune(logits, ["The cat sat.", "the dog sat"], ALPHABET, 0.03, lm_path,
+                                alphas=[0.0, 0.5], betas=[1.0], beam_widths=[8])
+    wer = {(r.decoder, r.alpha): r.wer for r in results}
+    assert wer[("greedy", None)] == wer[("beam_lm", 0.0)] == pytest.approx(1 / 6)
+    assert wer[("beam_lm", 0.5)] == 0.0
+    best = tune_decoder.best_setting(results)
+    assert (best.decoder, best.alpha, best.beta, best.beam_width) == ("beam_lm", 0.5, 1.0, 8)

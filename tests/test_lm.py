@@ -1,0 +1,148 @@
+"""asr.lm and pipelines/build_lm.py: the Kneser-Ney estimator, the ARPA file it writes, and reading it back."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from asr.lm import BOS, EOS, UNK, LMError, build_lm, estimate, read_arpa, read_sentences, write_arpa
+
+REPO = Path(__file__).resolve().parents[1]
+SENTENCES = ["the cat sat on the mat", "the dog sat on the log", "a cat ate the rat", "the cat sat",
+             "san francisco", "san francisco", "san francisco", "a dog in san francisco"]
+
+
+def predictable(model) -> list[str]:
+    return [w for w in model.vocabulary() if w != BOS]
+
+
+def contexts(model, length: int) -> list[tuple[str, ...]]:
+    """Every context of `length` words seen in the model, plus one never seen, plus <unk>."""
+    seen = sorted({g[:-1] for g in model.logprob if len(g) == length + 1})
+    return [*seen, ("zebra",) * length, (UNK,) * length]
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_each_order_sums_to_one_over_the_vocabulary(tmp_path, order):
+    write_arpa(estimate(SENTENCES, order), tmp_path / "lm.arpa")
+    model = read_arpa(tmp_path / "lm.arpa")  # the file, read back with backoff: what a decoder sees
+    assert model.order == order
+    for length in range(order):
+        for context in contexts(model, length):
+            total = sum(10 ** model.log10_prob(w, context) for w in predictable(model))
+            assert total == pytest.approx(1.0, abs=1e-5), context
+
+
+def test_header_counts_match_the_sections(tmp_path):
+    build_lm_file = tmp_path / "lm.arpa"
+    write_arpa(estimate(SENTENCES, 3), build_lm_file)
+    text = build_lm_file.read_text()
+    announced = {int(n): int(c) for n, c in re.findall(r"^ngram (\d+)=(\d+)$", text, re.M)}
+    sections = re.split(r"^\\(\d)-grams:$", text, flags=re.M)
+    found = {int(n): len([line for line in body.splitlines() if line.strip() and not line.startswith("\\")])
+             for n, body in zip(sections[1::2], sections[2::2], strict=True)}
+    assert announced == found and set(found) == {1, 2, 3}
+    assert text.startswith("\\data\\\n") and text.rstrip().endswith("\\end\\")
+    broken = tmp_path / "broken.arpa"
+    broken.write_text(text.replace(f"ngram 2={announced[2]}", f"ngram 2={announced[2] + 1}"))
+    with pytest.raises(LMError, match="header announces"):
+        read_arpa(broken)
+
+
+def test_arpa_has_sentence_markers_unk_and_backoffs():
+    model = estimate(SENTENCES, 3)
+    assert model.logprob[(BOS,)] == -99.0 and (EOS,) in model.logprob and (UNK,) in model.logprob
+    assert (BOS,) in model.backoff and ("the", "cat") in model.backoff  # contexts carry backoff weights
+    # every listed n-gram's context and suffix are listed one order down, as ARPA readers assume
+    for ngram in (g for g in model.logprob if len(g) > 1):
+        assert ngram[:-1] in model.logprob and ngram[1:] in model.logprob
+
+
+def test_kneser_ney_prefers_words_seen_after_many_others():
+    # "francisco" is frequent but only ever follows "san"; "cat" is seen after two different words.
+    model = estimate(SENTENCES, 2)
+    counts = {w: sum(s.split().count(w) for s in SENTENCES) for w in ("francisco", "cat")}
+    assert counts["francisco"] > counts["cat"]
+    assert model.log10_prob("francisco") < model.log10_prob("cat")
+    assert model.log10_prob("francisco", ["san"]) > model.log10_prob("cat", ["san"])
+
+
+def test_the_decoder_library_loads_the_file_and_agrees(tmp_path):
+    from flashlight.lib.text.decoder.kenlm import KenLM
+    from flashlight.lib.text.dictionary import Dictionary
+
+    write_arpa(estimate(SENTENCES, 3), tmp_path / "lm.arpa")
+    model = read_arpa(tmp_path / "lm.arpa")
+    words = [*model.vocabulary(), "zebra"]
+    dictionary = Dictionary(words)
+    kenlm = KenLM(str(tmp_path / "lm.arpa"), dictionary)
+    state, history = kenlm.start(False), [BOS]
+    for word in ["the", "cat", "sat", "on", "zebra", "the", "mat"]:
+        state, score = kenlm.score(state, dictionary.get_index(word))
+        assert score == pytest.approx(model.log10_prob(word, history), abs=1e-5), word
+        history.append(word)
+    assert kenlm.finish(state)[1] == pytest.approx(model.log10_prob(EOS, history), abs=1e-5)
+
+
+def test_text_and_manifest_are_normalised(tmp_path):
+    text = tmp_path / "corpus.txt"
+    text.write_text("The CAT sat!\n\n  \nIt cost $5.\n")
+    assert list(read_sentences(text)) == ["the cat sat", "it cost five dollars"]
+    manifest = tmp_path / "train.jsonl"
+    rows = [{"audio_filepath": "a.wav", "duration": 1.0, "text": "Hello, World"}, {"audio_filepath": "b.wav",
+                                                                                    "text": "3 cats"}]
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert list(read_sentences(manifest)) == ["hello world", "three cats"]
+    manifest.write_text(json.dumps(rows[0]) + "\n" + json.dumps({"audio_filepath": "c.wav"}) + "\n")
+    with pytest.raises(LMError, match=r"train.jsonl:2: field 'text'"):
+        list(read_sentences(manifest))
+
+
+def test_estimator_errors():
+    with pytest.raises(LMError, match="order"):
+        estimate(SENTENCES, 0)
+    with pytest.raises(LMError, match="no text"):
+        estimate([], 3)
+    with pytest.raises(LMError, match="not found"):
+        list(read_sentences("/nonexistent/corpus.txt"))
+
+
+def test_orders_longer_than_any_sentence_are_dropped():
+    model = estimate(["one", "two", "three"], 5)  # <s> w </s>: nothing longer than a trigram
+    assert model.order == 3 and all(model.counts())
+
+
+def load_script(name: str, monkeypatch):
+    spec = importlib.util.spec_from_file_location(name, REPO / "pipelines" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_build_lm_script_writes_atomically(tmp_path, monkeypatch, capsys):
+    script = load_script("build_lm", monkeypatch)
+    source = tmp_path / "corpus.txt"
+    source.write_text("\n".join(SENTENCES) + "\n")
+    out = tmp_path / "models" / "lm.arpa"
+    assert script.main([str(source), "--order", "2", "--out", str(out)]) == 0
+    assert read_arpa(out).order == 2 and "2-grams" in capsys.readouterr().out
+    assert sorted(p.name for p in out.parent.iterdir()) == ["lm.arpa"]  # no temporary file left behind
+    before = out.read_text()
+    assert script.main([str(tmp_path / "missing.txt"), "--out", str(out)]) == 2
+    assert "missing.txt" in capsys.readouterr().err
+    assert out.read_text() == before  # a failed build leaves the previous model alone
+
+
+def test_build_lm_from_a_manifest(tmp_path):
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text("".join(json.dumps({"audio_filepath": f"{i}.wav", "text": s}) + "\n"
+                                for i, s in enumerate(SENTENCES)))
+    model = build_lm(manifest, tmp_path / "lm.arpa", order=3)
+    assert set(predictable(model)) == {*itertools.chain.from_iterable(s.split() for s in SENTENCES), EOS, UNK}

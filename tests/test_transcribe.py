@@ -1,0 +1,173 @@
+"""Batch transcription: inputs, broken files, formats, resume, long-audio windows, export round trips."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asr.audio import write_audio
+from asr.backend import tf
+from asr.config import load_config
+from asr.decoding import make_decoder
+from asr.export import export, run_tflite
+from asr.inference import RecognitionModel, load_recognition_model
+from asr.outputs import OutputWriter, render_subtitles
+from asr.transcribe import expand_inputs, read_segments, transcribe
+from tests.conftest import DIGITS, SHARED
+
+RATE = 8000
+FRAME = 240  # samples per output frame of the fake model: 10 ms hop × subsampling 3 at 8 kHz
+
+
+def fake_model() -> RecognitionModel:
+    """Reads class ids written into the waveform (one value per 30 ms frame): exact, so any error is ours."""
+    config = load_config(None, [f"features.sample_rate={RATE}", "model.subsampling=3"])
+    classes = config.alphabet().num_classes
+
+    def call(waveforms, lengths):
+        frames = lengths // FRAME
+        usable = tf.shape(waveforms)[1] // FRAME * FRAME
+        values = tf.reshape(waveforms[:, :usable], [tf.shape(waveforms)[0], -1, FRAME])
+        ids = tf.cast(tf.round(tf.reduce_mean(values, axis=2) * 100), tf.int32)
+        return tf.one_hot(ids, classes) * 10.0, frames
+
+    return RecognitionModel(config, Path("fake"), call)
+
+
+def encode(text: str, frames_per_char: int = 3) -> np.ndarray:
+    """Each character held for a few frames and followed by a blank frame; words separated by silence."""
+    alphabet = load_config(None).alphabet()
+    values = [0.0] * 4
+    for char in text:
+        values += [alphabet.encode(char)[0] / 100] * frames_per_char + [0.0]
+    values += [0.0] * 4
+    return np.repeat(np.array(values, np.float32), FRAME)
+
+
+SENTENCE = " ".join(["one two three four five six seven eight nine ten"] * 4)
+
+
+def test_long_audio_in_windows_matches_whole_file_decoding(tmp_path):
+    path = tmp_path / "long.wav"
+    write_audio(path, encode(SENTENCE), RATE)  # about 27 s
+    model, decoder = fake_model(), make_decoder("greedy", load_config(None).alphabet())
+    whole = _transcribe_rows([str(path)], model, decoder, tmp_path / "whole.jsonl", window=600.0, overlap=0.0)
+    for window, overlap in [(4.8, 1.5), (3.3, 1.2), (6.0, 1.8)]:  # multiples of the fake 30 ms frame
+        windowed = _transcribe_rows([str(path)], model, decoder, tmp_path / f"w{window}.jsonl",
+                                    window=window, overlap=overlap)
+        assert windowed[0]["text"] == whole[0]["text"] == SENTENCE
+        starts = [w["start"] for w in windowed[0]["words"]]
+        assert starts == sorted(starts)
+        np.testing.assert_allclose(starts, [w["start"] for w in whole[0]["words"]], atol=1e-6)
+
+
+def test_windows_keep_memory_bounded(tmp_path):
+    path = tmp_path / "five_minutes.wav"
+    write_audio(path, np.zeros(RATE * 300, np.float32), RATE)
+    segments = list(read_segments(str(path), 0, RATE, window=20.0, overlap=2.0))
+    assert max(len(s.samples) for s in segments) == 20 * RATE
+    assert len(segments) == 17 and segments[-1].last and not segments[0].last
+
+
+def _transcribe_rows(paths, model, decoder, out, **kwargs):
+    writer = OutputWriter(out, "jsonl", paths)
+    transcribe(paths, model, decoder, writer, progress=False, **kwargs)
+    writer.close()
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+@pytest.fixture
+def batch_folder(tmp_path):
+    folder = tmp_path / "inputs"
+    (folder / "nested").mkdir(parents=True)
+    for index, word in enumerate(["one two", "three", "four five six"]):
+        write_audio(folder / ("nested" if index == 2 else "") / f"good{index}.wav", encode(word), RATE)
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "text.wav").write_text("not audio at all " * 20)
+    good = (folder / "good0.wav").read_bytes()
+    (folder / "truncated.wav").write_bytes(good[: len(good) // 2])
+    return folder
+
+
+def test_broken_files_are_reported_and_the_batch_goes_on(batch_folder, tmp_path):
+    paths = expand_inputs([str(batch_folder)])
+    assert len(paths) == 6
+    rows = _transcribe_rows(paths, fake_model(), make_decoder("greedy", load_config(None).alphabet()),
+                            tmp_path / "out.jsonl")
+    by_name = {Path(r["audio_filepath"]).name: r for r in rows}
+    assert by_name["good0.wav"]["text"] == "one two" and by_name["good2.wav"]["text"] == "four five six"
+    assert "empty" in by_name["empty.wav"]["error"]
+    assert "not an audio file" in by_name["text.wav"]["error"]
+    assert "truncated" in by_name["truncated.wav"]["error"]
+    words = by_name["good2.wav"]["words"]
+    assert [w["word"] for w in words] == ["four", "five", "six"]
+    assert all(0 <= w["confidence"] <= 1 and w["start"] < w["end"] for w in words)
+
+
+def test_resume_skips_finished_inputs_and_drops_a_torn_line(batch_folder, tmp_path):
+    paths = expand_inputs([str(batch_folder)])
+    decoder = make_decoder("greedy", load_config(None).alphabet())
+    out = tmp_path / "out.jsonl"
+    first = _transcribe_rows(paths, fake_model(), decoder, out)
+    finished = [r for r in first if "text" in r][:2]
+    out.write_text("".join(json.dumps(r) + "\n" for r in finished) + '{"audio_filepath": "torn')
+    writer = OutputWriter(out, "jsonl", paths, resume=True)
+    summary = transcribe(paths, fake_model(), decoder, writer, progress=False)
+    writer.close()
+    assert summary.skipped == 2 and summary.done == 1 and summary.failed == 3
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["audio_filepath"] for r in rows) == sorted(paths)
+
+
+def test_expand_inputs_files_globs_manifests_and_missing(batch_folder, tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": str(batch_folder / "good1.wav"), "text": "x",
+                                    "duration": 1}) + "\n")
+    paths = expand_inputs([str(batch_folder / "good*.wav"), str(manifest), str(tmp_path / "missing.wav")])
+    assert [Path(p).name for p in paths] == ["good0.wav", "good1.wav", "missing.wav"]
+
+
+def test_subtitle_formats():
+    words = [{"word": "hello", "start": 0.5, "end": 0.9, "confidence": 0.9},
+             {"word": "world", "start": 1.0, "end": 1.4, "confidence": 0.8},
+             {"word": "again", "start": 3.5, "end": 3.9, "confidence": 0.7}]  # a long pause: a new cue
+    assert render_subtitles(words, "srt") == ("1\n00:00:00,500 --> 00:00:01,400\nhello world\n\n"
+                                              "2\n00:00:03,500 --> 00:00:03,900\nagain\n")
+    assert render_subtitles(words, "vtt").startswith("WEBVTT\n\n00:00:00.500 --> 00:00:01.400\nhello world\n")
+
+
+def test_cli_formats_exit_status_and_folder_output(trained_run, batch_folder, tmp_path):
+    digits = [str(SHARED / "fsdd" / "recordings" / f"{d}_theo_0.wav") for d in range(4)]
+    run = lambda *args: subprocess.run([sys.executable, "-m", "asr", "transcribe", *args, "--model",  # noqa: E731
+                                        str(trained_run), "--quiet"], capture_output=True, text=True)
+    result = run(*digits, "--out", str(tmp_path / "digits.txt"))
+    assert result.returncode == 0, result.stderr
+    rows = dict(line.split("\t") for line in (tmp_path / "digits.txt").read_text().splitlines())
+    assert [rows[path] for path in digits] == DIGITS  # rows come as files finish (shortest first), keyed by path
+    assert "4 transcribed, 0 failed" in result.stderr
+
+    result = run(*digits[:2], str(batch_folder / "empty.wav"), "--out", str(tmp_path / "subs") + "/",
+                 "--format", "vtt")
+    assert result.returncode == 1 and "is empty (0 bytes)" in result.stderr
+    assert (tmp_path / "subs" / "0_theo_0.vtt").read_text().startswith("WEBVTT")
+    assert "empty.wav" in (tmp_path / "subs" / "errors.jsonl").read_text()
+
+
+def test_export_savedmodel_and_tflite_match_keras(trained_run, tmp_path):
+    keras_model = load_recognition_model(trained_run)
+    from asr.audio import load_audio
+
+    waveform = load_audio(SHARED / "fsdd" / "recordings" / "2_theo_0.wav", RATE)
+    expected = keras_model.logits([waveform])[0]
+    saved = load_recognition_model(export(trained_run, "savedmodel", tmp_path / "saved"))
+    np.testing.assert_allclose(saved.logits([waveform])[0], expected, atol=1e-5)
+    pcm = tf.saved_model.load(str(tmp_path / "saved")).signatures["serve_int16"](
+        pcm16=tf.constant((waveform * 32767)[None].astype(np.int16)), waveform_lengths=tf.constant([len(waveform)]))
+    np.testing.assert_allclose(pcm["logits"].numpy()[0], expected, atol=0.05)
+    tflite = run_tflite(export(trained_run, "tflite", tmp_path / "model.tflite"), waveform)[0]
+    np.testing.assert_allclose(tflite, expected, atol=1e-4)
+    decoder = make_decoder("greedy", keras_model.config.alphabet())
+    assert decoder.decode(tflite, keras_model.frame_seconds).text == "two"
