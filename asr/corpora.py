@@ -26,6 +26,7 @@ from asr.data import (
     Utterance,
     ValidationRules,
     atomic_write,
+    read_manifest,
     validate,
     write_manifest,
 )
@@ -186,6 +187,16 @@ def import_folder(source: Path, out: Path) -> Iterator[Utterance]:
         yield Utterance(str(audio), 0.0, text, speaker=speaker)
 
 
+def import_manifest(source: Path, out: Path) -> Iterator[Utterance]:
+    """An existing NeMo-style manifest, re-checked against this model's rules (and re-rooted at OUT)."""
+    if not source.is_file():
+        raise CorpusError(f"{source}: expected a manifest file (JSONL)")
+    try:
+        yield from read_manifest(source)
+    except ManifestError as error:
+        raise CorpusError(str(error)) from None
+
+
 def import_an4(source: Path, out: Path) -> Iterator[Utterance]:
     """CMU AN4 as Sphinx MFCC: converts each .mfc to .npy [frames, 13] in a folder beside the manifest."""
     transcription = source / "etc" / "an4_train.transcription"
@@ -247,4 +258,5 @@ IMPORTERS: dict[str, Callable[[Path, Path], Iterator[Utterance]]] = {
     "tsv": import_tsv,
     "folder": import_folder,
     "an4": import_an4,
+    "manifest": import_manifest,
 }

@@ -1,0 +1,92 @@
+"""Cell and subsampling ablations on one corpus, same data, epochs and optimiser; resumable.
+
+    python pipelines/ablation.py --config configs/tiny.yaml --out runs/ablation [--epochs 20] [key=value ...]
+
+Cells: LSTM, GRU, tanh RNN and IRNN (ReLU, identity recurrence; Le et al. 2015) at an equal parameter budget
+(each cell's width is chosen so the whole network is as close as possible to the LSTM's parameter count);
+then the LSTM at subsampling ×1–×4. Each run lives in OUT/<name>; a finished run is skipped and an
+interrupted one resumed, so re-running the command after a cut-off continues where it stopped.
+Prints a Markdown table (best dev WER/CER, parameters, wall time) and writes it to OUT/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from asr.config import CELLS, load_config
+from asr.data import atomic_write
+from asr.model import build_network
+from asr.train import train
+
+MAX_UNITS = 1024
+
+
+def matched_units(config_path: Path, overrides: list[str], cell: str, budget: int) -> int:
+    """Per-direction width for `cell` whose network has the parameter count closest to `budget`."""
+    def params(units: int) -> int:
+        return build_network(load_config(config_path, [*overrides, f"model.cell={cell}",
+                                                       f"model.units={units}"])).count_params()
+
+    low, high = 1, MAX_UNITS
+    while low < high:  # parameter count grows with width: find the first width at or above the budget
+        middle = (low + high) // 2
+        low, high = (middle + 1, high) if params(middle) < budget else (low, middle)
+    return min((low - 1, low), key=lambda u: abs(params(u) - budget) if u > 0 else float("inf"))
+
+
+def run(name: str, config_path: Path, overrides: list[str], out: Path) -> dict:
+    run_dir = out / name
+    state_file = run_dir / "checkpoints" / "state.json"
+    result_file = run_dir / "ablation.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    resume = state_file.exists()
+    config = load_config(run_dir / "config.yaml") if resume else load_config(config_path, overrides)
+    start = time.perf_counter()
+    state = train(config, run_dir, resume=resume, verbose=0)
+    result = {"name": name, "cell": config.model.cell, "units": config.model.units,
+              "subsampling": config.model.subsampling, "params": build_network(config).count_params(),
+              "epochs": state.epoch, "best_wer": state.best_wer, "best_cer": state.best_cer,
+              "best_epoch": state.best_epoch, "wall_seconds": time.perf_counter() - start, "resumed": resume}
+    with atomic_write(result_file) as handle:
+        json.dump(result, handle, indent=2)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    base = [*args.overrides, f"train.epochs={args.epochs}", "train.early_stopping_patience=null"]
+    lstm = load_config(args.config, base)
+    budget = build_network(lstm).count_params()
+    results = []
+    for cell in CELLS:
+        units = lstm.model.units if cell == "lstm" else matched_units(args.config, base, cell, budget)
+        results.append(run(f"cell-{cell}", args.config, [*base, f"model.cell={cell}", f"model.units={units}"],
+                           args.out))
+        print(json.dumps(results[-1]), flush=True)
+    for factor in (1, 2, 3, 4):
+        results.append(run(f"subsampling-{factor}", args.config, [*base, f"model.subsampling={factor}"], args.out))
+        print(json.dumps(results[-1]), flush=True)
+    lines = ["| run | cell | units | subsampling | parameters | best dev WER | best dev CER | epoch | wall s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['cell']} | {r['units']} | ×{r['subsampling']} | {r['params']:,} | "
+              f"{r['best_wer']:.1%} | {r['best_cer']:.1%} | {r['best_epoch']} | {r['wall_seconds']:.0f} |"
+              for r in results]
+    table = "\n".join(lines) + "\n"
+    with atomic_write(args.out / "results.md") as handle:
+        handle.write(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
