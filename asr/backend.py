@@ -11,27 +11,13 @@ import contextlib
 import os
 import sys
 
+from asr.utils import silenced_stderr
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-@contextlib.contextmanager
-def _silenced_stderr():
-    if os.environ.get("ASR_VERBOSE_TF") or "tensorflow" in sys.modules:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-with _silenced_stderr():
+_verbose = os.environ.get("ASR_VERBOSE_TF") or "tensorflow" in sys.modules
+with contextlib.nullcontext() if _verbose else silenced_stderr():
     import keras  # noqa: E402
     import tensorflow as tf  # noqa: E402
 

@@ -64,18 +64,19 @@ def read_manifest(path: str | Path) -> list[Utterance]:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
-    base = path.parent
-    rows = []
+    return [_utterance_from_row(data, path.parent, f"{path}:{number}") for number, data in iter_jsonl(path)]
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, object]]:
+    """(line number, parsed value) for each non-blank line; a bad line raises ManifestError naming file:line."""
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
             try:
-                data = json.loads(line)
+                yield number, json.loads(line)
             except json.JSONDecodeError as error:
                 raise ManifestError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-            rows.append(_utterance_from_row(data, base, f"{path}:{number}"))
-    return rows
 
 
 def _utterance_from_row(data: dict, base: Path, where: str) -> Utterance:

@@ -25,11 +25,8 @@ aligned to its characters, of the softmax probability of the aligned character.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
@@ -40,6 +37,7 @@ from typing import Protocol
 import numpy as np
 
 from asr.text import BLANK_INDEX, Alphabet, ctc_min_frames
+from asr.utils import silenced_stderr
 
 DECODERS = ("greedy", "beam", "beam_lm")
 DEFAULT_BEAM_WIDTH = 32
@@ -235,20 +233,6 @@ def _flashlight():
     return decoder
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """KenLM prints loading progress to file descriptor 2; errors still arrive as exceptions."""
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 @functools.lru_cache(maxsize=4)
 def _load_kenlm(path: str, stamp: tuple[int, int]):
     """(KenLM, word -> index) for an ARPA file, cached on (path, mtime, size): a grid search loads it once."""
@@ -259,7 +243,7 @@ def _load_kenlm(path: str, stamp: tuple[int, int]):
 
     try:
         vocabulary = list(dict.fromkeys([UNK, *arpa_vocabulary(path)]))  # <unk> first: index 0 for unseen words
-        with _quiet_stderr():
+        with silenced_stderr():
             kenlm = KenLM(path, Dictionary(vocabulary))
     except (LMError, RuntimeError) as error:
         raise DecoderError(f"lm_path: {path}: cannot load the ARPA language model ({error})") from None

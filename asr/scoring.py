@@ -13,7 +13,6 @@ system cannot improve its score by skipping hard files; hypothesis rows with no 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
@@ -24,7 +23,7 @@ from pathlib import Path
 import jiwer
 import numpy as np
 
-from asr.data import ManifestError, Utterance
+from asr.data import ManifestError, Utterance, iter_jsonl
 from asr.text import normalize_text
 
 NORMALIZERS = ("default", "none")
@@ -183,17 +182,7 @@ def read_hypotheses(path: str | Path) -> list[Hypothesis]:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: hypothesis file not found")
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ManifestError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-            rows.append(hypothesis_from_row(data, path.parent, f"{path}:{number}", number))
-    return rows
+    return [hypothesis_from_row(data, path.parent, f"{path}:{number}", number) for number, data in iter_jsonl(path)]
 
 
 def hypothesis_from_row(data: object, base: Path, where: str, line: int = 0) -> Hypothesis:
