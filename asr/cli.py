@@ -173,7 +173,7 @@ def _run_train(args: argparse.Namespace) -> int:
     try:
         config = load_run_config(args.out, args.config, args.overrides, args.resume)
         state = train(config, args.out, resume=args.resume, verbose=0 if args.quiet else 1,
-                      checkpoint_every=args.checkpoint_every)
+                      checkpoint_every=args.checkpoint_every).state
     except (ConfigError, ManifestError, PipelineError, TrainingError) as error:
         raise UsageError(error) from None
     best = f", best dev WER {state.best_wer:.2%} at epoch {state.best_epoch}" if state.best_wer is not None else ""

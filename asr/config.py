@@ -125,9 +125,11 @@ class TrainConfig:
     early_stopping_patience: int | None = 5  # epochs without dev WER improvement
     max_nonfinite_batches: int = 20  # consecutive batches with non-finite loss before giving up
     steps_per_epoch: int | None = None  # default: one pass over the training manifest
+    strategy: str = "auto"  # auto | default | mirrored (GPUs on one host) | multi_worker (TF_CONFIG)
 
     def check(self) -> None:
         _positive("train.epochs", self.epochs)
+        _choice("train.strategy", self.strategy, ("auto", "default", "mirrored", "multi_worker"))
         _positive("train.max_nonfinite_batches", self.max_nonfinite_batches)
 
 

@@ -38,8 +38,12 @@ class PipelineError(ValueError):
 
 
 def make_dataset(rows: Sequence[Utterance], config: Config, training: bool, bucketing: bool | None = None,
-                 first_epoch: int = 0, epochs: int = 1, skip_batches: int = 0) -> tf.data.Dataset:
+                 first_epoch: int = 0, epochs: int = 1, skip_batches: int = 0,
+                 shard: tuple[int, int] = (0, 1)) -> tf.data.Dataset:
     """Batches for `epochs` passes starting at `first_epoch`, less the first `skip_batches` of it.
+
+    shard=(i, n): this worker's share for multi-worker training, batches i, i + n, … of each epoch, cut to
+    the same count on every worker (`steps_per_epoch`) so no worker waits for a step that never comes.
 
     training=True shuffles the batch order (seeded by train.seed and the epoch) and augments;
     training=False keeps the plan's order and the clean signal.
@@ -57,10 +61,12 @@ def make_dataset(rows: Sequence[Utterance], config: Config, training: bool, buck
         rows = cache_features(rows, config.features, Path(config.data.cache))
         uses_features = True
     plan = plan_batches(rows, config, config.data.bucketing if bucketing is None else bucketing)
-    order = np.concatenate([np.concatenate([plan[b] for b in batch_order(len(plan), config, epoch, training)])
-                            for epoch in range(first_epoch, first_epoch + epochs)])
-    sizes = np.concatenate([[len(plan[b]) for b in batch_order(len(plan), config, epoch, training)]
-                            for epoch in range(first_epoch, first_epoch + epochs)])
+    index, workers = shard
+    per_worker = len(plan) // workers
+    epoch_batches = [batch_order(len(plan), config, epoch, training)[index::workers][:per_worker]
+                     for epoch in range(first_epoch, first_epoch + epochs)]
+    order = np.concatenate([np.concatenate([plan[b] for b in batches]) for batches in epoch_batches])
+    sizes = np.concatenate([[len(plan[b]) for b in batches] for batches in epoch_batches])
     skip_rows = int(sizes[:skip_batches].sum())
     order, sizes = order[skip_rows:], sizes[skip_batches:]
     batch_ids = np.repeat(np.arange(len(sizes)), sizes)
@@ -83,7 +89,9 @@ def make_dataset(rows: Sequence[Utterance], config: Config, training: bool, buck
     dataset = _group_batches(dataset, tf.constant(sizes, tf.int64), config.input_dim)
     if augment and (augment.freq_masks or augment.time_masks):
         dataset = dataset.map(lambda batch: spec_augment(batch, augment), num_parallel_calls=parallel)
-    return dataset.prefetch(AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF  # sharded above
+    return dataset.prefetch(AUTOTUNE).with_options(options)
 
 
 def plan_batches(rows: Sequence[Utterance], config: Config, bucketing: bool = True) -> list[np.ndarray]:
@@ -111,8 +119,8 @@ def batch_order(num_batches: int, config: Config, epoch: int, training: bool) ->
     return np.random.default_rng([config.train.seed, epoch]).permutation(num_batches)
 
 
-def steps_per_epoch(rows: Sequence[Utterance], config: Config, bucketing: bool = True) -> int:
-    return len(plan_batches(rows, config, bucketing))
+def steps_per_epoch(rows: Sequence[Utterance], config: Config, bucketing: bool = True, workers: int = 1) -> int:
+    return len(plan_batches(rows, config, bucketing)) // workers
 
 
 def _group_batches(dataset: tf.data.Dataset, sizes: tf.Tensor, dims: int) -> tf.data.Dataset:

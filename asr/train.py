@@ -15,12 +15,14 @@ import json
 import os
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import jiwer
 import numpy as np
 
+from asr import distribute
 from asr.backend import keras, tf
 from asr.config import Config, ConfigError, load_config, save_config
 from asr.data import atomic_write, read_manifest
@@ -91,14 +93,21 @@ class CTCTrainer(keras.Model):
         self.optimizer.apply(gradients, variables)
         self.loss_tracker.update_state(loss)
         self.nonfinite_tracker.update_state(nonfinite)
-        return {m.name: m.result() for m in self.metrics}
+        return self._logs()
+
+    def _logs(self) -> dict:
+        logs = {m.name: m.result() for m in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3.15 averages logs across workers with reduce(axis=0), which needs a dimension to reduce.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     def test_step(self, data):
         batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         losses, nonfinite = self.ctc_losses(batch, training=False)
         self.loss_tracker.update_state(tf.reduce_mean(losses))
         self.nonfinite_tracker.update_state(nonfinite)
-        return {m.name: m.result() for m in self.metrics}
+        return self._logs()
 
 
 def ctc_min_frames_tf(labels: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
@@ -122,12 +131,16 @@ class RunState:
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """Atomic checkpoints of weights + optimiser + data position; dev WER bookkeeping and early stopping."""
+    """Atomic checkpoints of weights + optimiser + data position; dev WER bookkeeping and early stopping.
 
-    def __init__(self, run_dir: Path, state: RunState, config: Config, every_steps: int):
+    Every worker keeps the bookkeeping (they see identical dev scores, so they stop together) and saves, since
+    saving creates variables, which under MultiWorkerMirroredStrategy is a collective step all workers must
+    join; only the chief saves into the run directory, the others into a scratch folder (`folder`).
+    """
+
+    def __init__(self, folder: Path, state: RunState, config: Config, every_steps: int):
         super().__init__()
-        self.folder = run_dir / CHECKPOINTS
-        self.state, self.config, self.every_steps = state, config, every_steps
+        self.folder, self.state, self.config, self.every_steps = folder, state, config, every_steps
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def on_train_batch_end(self, batch, logs=None):
@@ -162,14 +175,15 @@ class RunCheckpoint(keras.callbacks.Callback):
 class DevEvaluation(keras.callbacks.Callback):
     """Greedy-decodes the dev set after each epoch and adds val_loss, val_wer and val_cer to the logs."""
 
-    def __init__(self, dataset: tf.data.Dataset, config: Config):
+    def __init__(self, dataset: tf.data.Dataset, config: Config, announce: bool = True):
         super().__init__()
-        self.dataset, self.alphabet = dataset, config.alphabet()
+        self.dataset, self.alphabet, self.announce = dataset, config.alphabet(), announce
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         logs.update(evaluate_dataset(self.model, self.dataset, self.alphabet))
-        print(f"epoch {epoch + 1}: dev loss {logs['val_loss']:.3f}, WER {logs['val_wer']:.2%}, "
+        if self.announce:
+            print(f"epoch {epoch + 1}: dev loss {logs['val_loss']:.3f}, WER {logs['val_wer']:.2%}, "
               f"CER {logs['val_cer']:.2%}", file=sys.stderr)
 
 
@@ -253,8 +267,16 @@ def check_labels_fit(rows, config: Config, manifest: str) -> None:
             f"--subsampling {config.model.subsampling} (or --config) to move them to the rejects file.")
 
 
+@dataclass
+class TrainResult:
+    state: RunState
+    network: keras.Model
+
+
 def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: int = 1,
-          checkpoint_every: int = CHECKPOINT_EVERY_STEPS) -> RunState:
+          checkpoint_every: int = CHECKPOINT_EVERY_STEPS) -> TrainResult:
+    placement = distribute.choose(config.train.strategy)  # first: collective ops are configured at start-up
+    chief = placement.is_chief
     run_dir = Path(run_dir)
     state_path = run_dir / CHECKPOINTS / "state.json"
     if resume:
@@ -262,15 +284,13 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: in
             raise TrainingError(f"{run_dir}: nothing to resume (no {CHECKPOINTS}/state.json)")
         state = RunState(**json.loads(state_path.read_text()))
     else:
-        if state_path.exists():
+        if chief and state_path.exists():
             raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
         state = RunState()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / "config.yaml")
-        config.alphabet().save(run_dir / "alphabet.json")
-    if state.finished:
-        print(f"{run_dir}: run already finished ({state.epoch} epochs)", file=sys.stderr)
-        return state
+        if chief:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(config, run_dir / "config.yaml")
+            config.alphabet().save(run_dir / "alphabet.json")
 
     if not config.data.train_manifest:
         raise ConfigError("data.train_manifest: required for training")
@@ -279,28 +299,40 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: in
     dev_rows = read_manifest(config.data.dev_manifest) if config.data.dev_manifest else []
     keras.utils.set_random_seed(config.train.seed)
     keras.mixed_precision.set_dtype_policy(config.optim.precision)
-    steps = config.train.steps_per_epoch or steps_per_epoch(train_rows, config)
-    strategy = tf.distribute.MirroredStrategy() if len(tf.config.list_physical_devices("GPU")) > 1 \
-        else tf.distribute.get_strategy()
-    with strategy.scope():
+    steps = config.train.steps_per_epoch or steps_per_epoch(train_rows, config, workers=placement.num_workers)
+    if steps < 1:
+        raise TrainingError(f"{config.data.train_manifest}: fewer batches than the {placement.num_workers} workers")
+    with placement.strategy.scope():
         network = build_network(config)
         trainer = CTCTrainer(network)
         trainer.compile(optimizer=make_optimizer(config, steps * config.train.epochs))
         trainer.optimizer.build(network.trainable_variables)
+    # Keras 3.15 remembers the scope's strategy and, in fit, "symbolically builds" the model by reducing a
+    # batch taken from the data: that fails on dict batches and would consume a batch. Everything is built
+    # already, and fit runs inside the same scope below, so the strategy is found there instead.
+    trainer._distribute_strategy = None
+    if state.finished:
+        print(f"{run_dir}: run already finished ({state.epoch} epochs)", file=sys.stderr)
+        return TrainResult(state, network)
     if resume:
         trainer.load_weights(run_dir / CHECKPOINTS / "last.weights.h5")
 
     callbacks: list[keras.callbacks.Callback] = []
     if dev_rows:
-        callbacks.append(DevEvaluation(make_dataset(dev_rows, config, training=False), config))
-    checkpoint = RunCheckpoint(run_dir, state, config, checkpoint_every)
-    callbacks += [checkpoint, NonFiniteGuard(state, config.train.max_nonfinite_batches),
-                  keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
-                  keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), update_freq="epoch")]
+        callbacks.append(DevEvaluation(make_dataset(dev_rows, config, training=False), config, announce=chief))
+    scratch = None if chief else tempfile.TemporaryDirectory(prefix="asr-worker-")
+    checkpoint = RunCheckpoint(run_dir / CHECKPOINTS if chief else Path(scratch.name), state, config,
+                               checkpoint_every)
+    callbacks += [checkpoint, NonFiniteGuard(state, config.train.max_nonfinite_batches)]
+    if chief:
+        callbacks += [keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
+                      keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), update_freq="epoch")]
 
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+    shard = (placement.worker_index, placement.num_workers)
     try:
-        _fit(trainer, train_rows, config, state, steps, callbacks, verbose)
+        with placement.strategy.scope():  # Keras reads the strategy from the scope when fit runs
+            _fit(trainer, train_rows, config, state, steps, callbacks, verbose if chief else 0, shard)
     except KeyboardInterrupt:
         checkpoint.save()
         print(f"\ninterrupted: checkpoint saved at epoch {state.epoch + 1}, batch {state.step_in_epoch}; "
@@ -310,28 +342,35 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: in
         signal.signal(signal.SIGTERM, previous_handler)
 
     if state.stop_reason and state.stop_reason.startswith("stopped"):
-        checkpoint.save()
+        with placement.strategy.scope():
+            checkpoint.save()
         raise TrainingError(state.stop_reason)
-    best = run_dir / CHECKPOINTS / "best.weights.h5"
+    best = checkpoint.folder / "best.weights.h5"
     if best.exists():
         network.load_weights(best)
-    export_model(network, config, run_dir / "model.keras", waveform_input=not train_rows[0].feature_filepath)
-    state.finished = True
-    checkpoint.save()
-    return state
+    with placement.strategy.scope():
+        export_model(network, config, (run_dir if chief else checkpoint.folder) / "model.keras",
+                     waveform_input=not train_rows[0].feature_filepath)
+        state.finished = True
+        checkpoint.save()
+    if scratch is not None:
+        scratch.cleanup()
+    return TrainResult(state, network)
 
 
-def _fit(trainer, rows, config: Config, state: RunState, steps: int, callbacks, verbose: int) -> None:
+def _fit(trainer, rows, config: Config, state: RunState, steps: int, callbacks, verbose: int,
+         shard: tuple[int, int]) -> None:
     epochs = config.train.epochs
     if state.step_in_epoch:  # finish the interrupted epoch first, skipping the batches it already trained on
         skip = state.step_in_epoch
-        dataset = make_dataset(rows, config, training=True, first_epoch=state.epoch, skip_batches=skip)
+        dataset = make_dataset(rows, config, training=True, first_epoch=state.epoch, skip_batches=skip, shard=shard)
         trainer.fit(dataset, initial_epoch=state.epoch, epochs=state.epoch + 1, steps_per_epoch=steps - skip,
                     callbacks=callbacks, verbose=verbose, shuffle=False)
         if trainer.stop_training:
             return
     if state.epoch < epochs:
-        dataset = make_dataset(rows, config, training=True, first_epoch=state.epoch, epochs=epochs - state.epoch)
+        dataset = make_dataset(rows, config, training=True, first_epoch=state.epoch, epochs=epochs - state.epoch,
+                               shard=shard)
         trainer.fit(dataset, initial_epoch=state.epoch, epochs=epochs, steps_per_epoch=steps,
                     callbacks=callbacks, verbose=verbose, shuffle=False)
 

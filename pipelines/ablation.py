@@ -47,7 +47,7 @@ def run(name: str, config_path: Path, overrides: list[str], out: Path) -> dict:
     resume = state_file.exists()
     config = load_config(run_dir / "config.yaml") if resume else load_config(config_path, overrides)
     start = time.perf_counter()
-    state = train(config, run_dir, resume=resume, verbose=0)
+    state = train(config, run_dir, resume=resume, verbose=0).state
     result = {"name": name, "cell": config.model.cell, "units": config.model.units,
               "subsampling": config.model.subsampling, "params": build_network(config).count_params(),
               "epochs": state.epoch, "best_wer": state.best_wer, "best_cer": state.best_cer,

@@ -35,6 +35,6 @@ def trained_run(tmp_path_factory) -> Path:
         "model.conv_channels=64", "model.dropout=0.0", "augment.freq_masks=0", "augment.time_masks=0",
         "optim.learning_rate=0.005", "optim.warmup_steps=10", "optim.schedule=constant", "optim.weight_decay=0",
         "train.early_stopping_patience=null", "train.epochs=12"])
-    state = train(config, folder / "run", verbose=0)
+    state = train(config, folder / "run", verbose=0).state
     assert state.best_cer == 0.0, "the session model did not learn its four digits"
     return folder / "run"

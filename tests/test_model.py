@@ -26,7 +26,8 @@ def test_shipped_configs_meet_every_cudnn_condition(path):
     assert len(recurrent) == config.model.layers
     for layer in recurrent:
         for rnn in (layer.forward_layer, layer.backward_layer):
-            assert isinstance(rnn, keras.layers.LSTM)
+            assert isinstance(rnn, {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[config.model.cell])
+            assert config.model.cell == "lstm" or rnn.cell.reset_after is True
             assert rnn.cell.activation is keras.activations.tanh
             assert rnn.cell.recurrent_activation is keras.activations.sigmoid
             assert rnn.cell.recurrent_dropout == 0 and rnn.cell.dropout == 0
