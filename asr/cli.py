@@ -217,6 +217,10 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"seconds of audio decoded at once (default {WINDOW_SECONDS:g})")
     parser.add_argument("--overlap", type=float, default=OVERLAP_SECONDS,
                         help=f"seconds shared by neighbouring windows (default {OVERLAP_SECONDS:g})")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: in this process; ray: Ray Data actors (extra 'ray'), same outputs")
+    parser.add_argument("--address", help="with --engine ray: the Ray cluster to join (default: start a local one)")
+    parser.add_argument("--actors", type=int, help="with --engine ray: model replicas (default: CPUs / 2)")
 
 
 def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None, fmt: str):
@@ -238,8 +242,19 @@ def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None,
     except (ModelError, DecoderError, OutputError) as error:
         raise UsageError(error) from None
     try:
-        summary = transcribe(paths, model, decoder, writer, batch_size=args.batch_size, window=args.window,
-                             overlap=args.overlap, progress=not args.quiet)
+        if args.engine == "ray":
+            from asr.ray_engine import RayUnavailable, transcribe_with_ray
+
+            options = {"kind": args.decoder, "beam_width": args.beam_width, "alpha": args.alpha, "beta": args.beta,
+                       "lm_path": str(args.lm) if args.lm else None}
+            try:
+                summary = transcribe_with_ray(paths, args.model, options, writer, args.batch_size, args.window,
+                                              args.overlap, address=args.address, actors=args.actors)
+            except RayUnavailable as error:
+                raise UsageError(error) from None
+        else:
+            summary = transcribe(paths, model, decoder, writer, batch_size=args.batch_size, window=args.window,
+                                 overlap=args.overlap, progress=not args.quiet)
     finally:
         writer.close()
     print(summary.describe(), file=sys.stderr)
