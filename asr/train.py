@@ -323,6 +323,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: in
     scratch = None if chief else tempfile.TemporaryDirectory(prefix="asr-worker-")
     checkpoint = RunCheckpoint(run_dir / CHECKPOINTS if chief else Path(scratch.name), state, config,
                                checkpoint_every)
+    checkpoint.set_model(trainer)  # fit sets it too, but a resumed run may have no epochs left to fit
     callbacks += [checkpoint, NonFiniteGuard(state, config.train.max_nonfinite_batches)]
     if chief:
         callbacks += [keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True),
