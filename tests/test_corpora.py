@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from asr.audio import write_audio
 from asr.corpora import IMPORTERS, CorpusError, prepare, read_sphinx_mfc
 from asr.data import ManifestError, Utterance, ValidationRules, read_manifest, write_manifest
 from asr.features import FeatureConfig
@@ -506,15 +507,27 @@ def test_folder_without_audio_and_unknown_format_and_missing_source(tmp_path):
         prepare("kaldi", tmp_path, tmp_path / "m.jsonl", progress=False)
     with pytest.raises(CorpusError, match="does not exist"):
         prepare("tsv", tmp_path / "nowhere", tmp_path / "m.jsonl", progress=False)
-    assert set(IMPORTERS) == {"librispeech", "commonvoice", "ljspeech", "fsdd", "tsv", "folder", "an4"}
+    assert set(IMPORTERS) == {"librispeech", "commonvoice", "ljspeech", "fsdd", "tsv", "folder", "an4", "manifest"}
+
+
+def test_manifest_import_rechecks_rows_and_reroots_paths(tmp_path):
+    audio = tmp_path / "corpus" / "a.wav"
+    audio.parent.mkdir()
+    write_audio(audio, np.zeros(8000, np.float32), 8000)
+    source = tmp_path / "corpus" / "manifest.jsonl"
+    source.write_text(json.dumps({"audio_filepath": "a.wav", "duration": 1.0, "text": "Press 5"}) + "\n"
+                      + json.dumps({"audio_filepath": "gone.wav", "duration": 1.0, "text": "hello"}) + "\n")
+    out = tmp_path / "elsewhere" / "checked.jsonl"
+    summary = prepare("manifest", source, out, progress=False)
+    assert (summary.kept, summary.rejected) == (1, 1)
+    (row,) = read_manifest(out)
+    assert row.text == "press five" and Path(row.audio_filepath) == audio
+    assert json.loads(out.read_text())["audio_filepath"] == "../corpus/a.wav"
+    assert "does not exist" in (tmp_path / "elsewhere" / "checked.rejects.jsonl").read_text()
 
 
 # --- the shared real corpora ---------------------------------------------------------------------------------
 
-needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} not present")
-
-
-@needs_shared
 def test_real_fsdd(tmp_path):
     rules = ValidationRules(features=FeatureConfig(sample_rate=8000))
     summary, rows, rejects = run_prepare("fsdd", SHARED_DATA / "fsdd", tmp_path, rules)
@@ -527,7 +540,6 @@ def test_real_fsdd(tmp_path):
     assert Path(rows[0].audio_filepath).is_file()
 
 
-@needs_shared
 def test_real_asterisk(tmp_path):
     summary, rows, rejects = run_prepare("tsv", SHARED_DATA / "asterisk", tmp_path)
     assert (summary.kept, summary.rejected) == (453, 0)
@@ -539,7 +551,6 @@ def test_real_asterisk(tmp_path):
     assert all(r.text == r.text.lower() and not any(c.isdigit() for c in r.text) for r in rows)
 
 
-@needs_shared
 def test_real_an4(tmp_path):
     summary, rows, rejects = run_prepare("an4", SHARED_DATA / "an4_mfcc", tmp_path)
     assert (summary.kept, summary.rejected, summary.speakers) == (948, 0, 74)
