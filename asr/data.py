@@ -90,7 +90,7 @@ def _utterance_from_row(data: dict, base: Path, where: str) -> Utterance:
         duration = float(data.get("duration", 0.0))
     except (TypeError, ValueError):
         raise ManifestError(f"{where}: field 'duration' is not a number: {data['duration']!r}") from None
-    resolve = lambda p: os.path.normpath(p if Path(p).is_absolute() else (base / p))  # noqa: E731
+    resolve = lambda p: os.path.normpath(p if Path(p).is_absolute() else (base.resolve() / p))  # noqa: E731
     return Utterance(
         audio_filepath=resolve(data["audio_filepath"]) if data.get("audio_filepath") else None,
         duration=duration,
