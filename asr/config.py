@@ -155,6 +155,11 @@ class Config:
         return Alphabet(self.alphabet_characters)
 
     @property
+    def output_frame_seconds(self) -> float:
+        """Duration of one model output frame: the feature hop times the time subsampling."""
+        return self.features.hop_length * self.model.subsampling / self.features.sample_rate
+
+    @property
     def input_dim(self) -> int:
         return self.model.input_dim or self.features.n_mels
 

@@ -31,10 +31,10 @@ def export(model_path: str | Path | None, fmt: str, out: str | Path) -> Path:
     if fmt not in EXPORT_FORMATS:
         raise ExportError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
     recognizer = load_recognition_model(model_path)
-    if not recognizer.source.name.endswith(".keras"):
+    keras_model = recognizer.keras_model
+    if keras_model is None:
         raise ExportError(f"{recognizer.source}: export starts from a .keras model (a run directory), "
                           "not from an already exported one")
-    keras_model = keras.saving.load_model(recognizer.source, safe_mode=True)
     out = Path(out)
     return export_savedmodel(keras_model, recognizer, out) if fmt == "savedmodel" \
         else export_tflite(keras_model, out)

@@ -27,6 +27,7 @@ class RecognitionModel:
     config: Config
     source: Path
     _call: object  # (waveforms [B, N] float32, lengths [B] int32) -> (logits [B, T, C], output lengths [B])
+    keras_model: keras.Model | None = None  # None for an exported SavedModel
 
     @property
     def sample_rate(self) -> int:
@@ -34,8 +35,7 @@ class RecognitionModel:
 
     @property
     def frame_seconds(self) -> float:
-        """Duration of one output frame: the feature hop times the time subsampling."""
-        return self.config.features.hop_length * self.config.model.subsampling / self.sample_rate
+        return self.config.output_frame_seconds
 
     def logits(self, waveforms: list[np.ndarray]) -> list[np.ndarray]:
         """One [frames, classes] array per waveform, each cut to its true output length."""
@@ -77,7 +77,7 @@ def load_recognition_model(path: str | Path | None = None) -> RecognitionModel:
         outputs = model({"waveform": waveforms, "waveform_lengths": lengths}, training=False)
         return outputs["logits"], outputs["output_lengths"]
 
-    return RecognitionModel(config, keras_file, call)
+    return RecognitionModel(config, keras_file, call, model)
 
 
 def _load_savedmodel(path: Path) -> RecognitionModel:

@@ -41,8 +41,7 @@ def feature_logits(run: Path, manifest: Path):
     by_row = [None] * len(rows)
     for index, row_logits in zip(order, logits, strict=True):
         by_row[index] = row_logits
-    frame_seconds = config.features.hop_length * config.model.subsampling / config.features.sample_rate
-    return rows, by_row, config, frame_seconds
+    return rows, by_row, config, config.output_frame_seconds
 
 
 def main() -> int:
