@@ -126,6 +126,8 @@ def _add_split(commands) -> None:
     parser.add_argument("--dev", type=float, default=0.1, help="fraction for dev (default 0.1)")
     parser.add_argument("--test", type=float, default=0.1, help="fraction for test (default 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="shuffling seed (default 0)")
+    parser.add_argument("--dev-speakers", help="comma-separated speakers that make up dev (instead of --dev), "
+                                               "e.g. to score two recipes on the same people")
     parser.set_defaults(handler=_run_split)
 
 
@@ -139,8 +141,19 @@ def _run_split(args: argparse.Namespace) -> int:
     except ManifestError as error:
         raise UsageError(error) from None
     prefix = args.out_prefix or args.manifest.with_suffix("")
-    fractions = {"train": 1 - args.dev - args.test, "dev": args.dev, "test": args.test}
-    for name, part in speaker_disjoint_split(rows, fractions, args.seed).items():
+    if args.dev_speakers:
+        dev_speakers = set(args.dev_speakers.split(","))
+        missing = dev_speakers - {r.speaker for r in rows}
+        if missing:
+            raise UsageError(f"--dev-speakers: not in {args.manifest}: {', '.join(sorted(missing))}")
+        others = [r for r in rows if r.speaker not in dev_speakers]
+        splits = speaker_disjoint_split(others, {"train": 1 - args.test, "test": args.test}, args.seed)
+        splits = {"train": splits["train"], "dev": [r for r in rows if r.speaker in dev_speakers],
+                  "test": splits["test"]}
+    else:
+        fractions = {"train": 1 - args.dev - args.test, "dev": args.dev, "test": args.test}
+        splits = speaker_disjoint_split(rows, fractions, args.seed)
+    for name, part in splits.items():
         path = Path(f"{prefix}.{name}.jsonl")
         write_manifest(path, part)
         speakers = len({r.speaker for r in part})
