@@ -221,14 +221,19 @@ def _add_transcribe(commands) -> None:
 
 
 def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
-    from asr.decoding import DECODERS
+    from asr.decoding import DECODERS, DecodingOptions
     from asr.transcribe import BATCH_SIZE, OVERLAP_SECONDS, WINDOW_SECONDS
 
-    parser.add_argument("--decoder", choices=DECODERS, default="greedy", help="CTC decoder (default greedy)")
-    parser.add_argument("--beam-width", type=int, default=32, help="beam width for beam decoders (default 32)")
-    parser.add_argument("--lm", type=Path, help="ARPA word n-gram for --decoder beam_lm (see pipelines/build_lm.py)")
-    parser.add_argument("--alpha", type=float, default=0.5, help="LM weight (default 0.5)")
-    parser.add_argument("--beta", type=float, default=1.0, help="word insertion bonus (default 1.0)")
+    # No argparse defaults: an option left out takes the model folder's decoding.yaml, else DecodingOptions'.
+    defaults = DecodingOptions()
+    parser.add_argument("--decoder", choices=DECODERS,
+                        help=f"CTC decoder (default: the model folder's, e.g. beam_lm with its LM; else "
+                             f"{defaults.decoder}); --decoder greedy opts out of a shipped LM")
+    parser.add_argument("--beam-width", type=int, help=f"beam width for beam decoders (default {defaults.beam_width})")
+    parser.add_argument("--lm", type=Path,
+                        help="ARPA word n-gram; implies --decoder beam_lm (see pipelines/build_lm.py)")
+    parser.add_argument("--alpha", type=float, help=f"LM weight (default: the model's, else {defaults.alpha})")
+    parser.add_argument("--beta", type=float, help=f"word insertion bonus (default: the model's, else {defaults.beta})")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"windows per batch (default {BATCH_SIZE})")
     parser.add_argument("--window", type=float, default=WINDOW_SECONDS,
                         help=f"seconds of audio decoded at once (default {WINDOW_SECONDS:g})")
@@ -238,6 +243,17 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local: in this process; ray: Ray Data actors (extra 'ray'), same outputs")
     parser.add_argument("--address", help="with --engine ray: the Ray cluster to join (default: start a local one)")
     parser.add_argument("--actors", type=int, help="with --engine ray: model replicas (default: CPUs / 2)")
+
+
+def decoding_options(args: argparse.Namespace, model_defaults):
+    """The model's decoding defaults with the options given on the command line put over them."""
+    from dataclasses import replace
+
+    given = {"decoder": args.decoder, "beam_width": args.beam_width, "alpha": args.alpha, "beta": args.beta,
+             "lm_path": str(args.lm) if args.lm else None}
+    if args.lm and not args.decoder:
+        given["decoder"] = "beam_lm"
+    return replace(model_defaults, **{k: v for k, v in given.items() if v is not None})
 
 
 def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None, fmt: str):
@@ -253,8 +269,8 @@ def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None,
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     try:
         model = load_recognition_model(args.model)
-        decoder = make_decoder(args.decoder, model.config.alphabet(), beam_width=args.beam_width,
-                               lm_path=args.lm, alpha=args.alpha, beta=args.beta)
+        options = decoding_options(args, model.decoding)
+        decoder = make_decoder(model.config.alphabet(), options)
         writer = OutputWriter(out, fmt, paths, resume=args.resume)
     except (ModelError, DecoderError, OutputError) as error:
         raise UsageError(error) from None
@@ -262,8 +278,6 @@ def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None,
         if args.engine == "ray":
             from asr.ray_engine import RayUnavailable, transcribe_with_ray
 
-            options = {"kind": args.decoder, "beam_width": args.beam_width, "alpha": args.alpha, "beta": args.beta,
-                       "lm_path": str(args.lm) if args.lm else None}
             try:
                 summary = transcribe_with_ray(paths, args.model, options, writer, args.batch_size, args.window,
                                               args.overlap, address=args.address, actors=args.actors)

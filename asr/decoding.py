@@ -1,6 +1,7 @@
 """CTC decoding: logits -> text, with word timings and confidences.
 
-Three decoders, all behind `make_decoder(kind, alphabet, ...)` and `Decoder.decode(logits [T, C], frame_seconds)`:
+Three decoders, all behind `make_decoder(alphabet, DecodingOptions(...))` and
+`Decoder.decode(logits [T, C], frame_seconds)`:
 
 - "greedy": the best path (most probable class per frame, repeats merged, blanks dropped);
 - "beam": CTC prefix beam search without a language model;
@@ -28,7 +29,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from itertools import groupby
 from numbers import Integral
 from pathlib import Path
@@ -54,6 +55,43 @@ UNK = "<unk>"
 
 class DecoderError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """How to decode, every default named once. A model folder's decoding.yaml may carry its own (its LM)."""
+
+    decoder: str = "greedy"  # one of DECODERS
+    beam_width: int = DEFAULT_BEAM_WIDTH  # beam decoders only
+    lm_path: str | None = None  # ARPA word n-gram; beam_lm only
+    alpha: float = DEFAULT_ALPHA  # LM weight
+    beta: float = DEFAULT_BETA  # word insertion bonus
+
+    def __post_init__(self) -> None:
+        if self.decoder not in DECODERS:
+            raise DecoderError(f"decoder: unknown kind {self.decoder!r}, expected one of {DECODERS}")
+        if isinstance(self.beam_width, bool) or not isinstance(self.beam_width, Integral) or self.beam_width < 1:
+            raise DecoderError(f"beam_width must be a positive integer, got {self.beam_width!r}")
+        for name in ("alpha", "beta"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise DecoderError(f"{name} must be a finite number, got {value!r}")
+        if self.decoder == "beam_lm" and self.lm_path is None:
+            raise DecoderError("lm_path: the beam_lm decoder needs an ARPA language model")
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "decoding options") -> DecodingOptions:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise DecoderError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(known)})")
+        try:
+            return cls(**data)
+        except DecoderError as error:
+            raise DecoderError(f"{where}: {error}") from None
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass
@@ -300,22 +338,13 @@ def _word_lm(alphabet: Alphabet, lm_path: str | Path, alpha: float, beta: float)
     return WordLM()
 
 
-def make_decoder(kind: str, alphabet: Alphabet, beam_width: int = DEFAULT_BEAM_WIDTH, lm_path: str | Path | None = None,
-                 alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA) -> Decoder:
-    """A decoder of `kind` (one of DECODERS). `lm_path`, `alpha` and `beta` are used by "beam_lm" only."""
-    if kind not in DECODERS:
-        raise DecoderError(f"decoder: unknown kind {kind!r}, expected one of {DECODERS}")
-    if kind == "greedy":
+def make_decoder(alphabet: Alphabet, options: DecodingOptions | None = None) -> Decoder:
+    """The decoder `options` describe (default: greedy), for this alphabet."""
+    options = options or DecodingOptions()
+    if options.decoder == "greedy":
         return GreedyDecoder(alphabet)
-    if isinstance(beam_width, bool) or not isinstance(beam_width, Integral) or beam_width < 1:
-        raise DecoderError(f"beam_width must be a positive integer, got {beam_width!r}")
-    beam_width = int(beam_width)
-    if kind == "beam":
-        return BeamDecoder(alphabet, beam_width)
-    if lm_path is None:
-        raise DecoderError("lm_path: the beam_lm decoder needs an ARPA language model")
-    for name, value in (("alpha", alpha), ("beta", beta)):
-        if not math.isfinite(value):
-            raise DecoderError(f"{name} must be a finite number, got {value!r}")
+    if options.decoder == "beam":
+        return BeamDecoder(alphabet, int(options.beam_width))
     _flashlight()
-    return BeamDecoder(alphabet, beam_width, _word_lm(alphabet, lm_path, float(alpha), float(beta)))
+    lm = _word_lm(alphabet, options.lm_path, float(options.alpha), float(options.beta))
+    return BeamDecoder(alphabet, int(options.beam_width), lm)

@@ -2,20 +2,26 @@
 
 Accepted: a run directory (`model.keras` + `config.yaml`), a `.keras` file with its `config.yaml` beside it,
 an exported SavedModel folder (`asr export --format savedmodel`), or nothing: the bundled default model.
+A published model folder may also hold `decoding.yaml`: its default decoding options (e.g. beam search with
+the LM shipped beside it, α/β tuned on dev), which `asr transcribe`/`asr evaluate` use unless told otherwise.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from asr.backend import keras, tf
 from asr.config import Config, ConfigError, load_config
+from asr.data import atomic_write
+from asr.decoding import DecoderError, DecodingOptions
 
 BUNDLED_MODEL = Path(__file__).parent / "assets" / "default_model"
 CONFIG_NAME = "config.yaml"
+DECODING_NAME = "decoding.yaml"
 
 
 class ModelError(ValueError):
@@ -28,6 +34,7 @@ class RecognitionModel:
     source: Path
     _call: object  # (waveforms [B, N] float32, lengths [B] int32) -> (logits [B, T, C], output lengths [B])
     keras_model: keras.Model | None = None  # None for an exported SavedModel
+    decoding: DecodingOptions = field(default_factory=DecodingOptions)  # the folder's decoding.yaml, if any
 
     @property
     def sample_rate(self) -> int:
@@ -77,7 +84,7 @@ def load_recognition_model(path: str | Path | None = None) -> RecognitionModel:
         outputs = model({"waveform": waveforms, "waveform_lengths": lengths}, training=False)
         return outputs["logits"], outputs["output_lengths"]
 
-    return RecognitionModel(config, keras_file, call, model)
+    return RecognitionModel(config, keras_file, call, model, read_decoding_options(keras_file.parent))
 
 
 def _load_savedmodel(path: Path) -> RecognitionModel:
@@ -89,7 +96,7 @@ def _load_savedmodel(path: Path) -> RecognitionModel:
         outputs = signature(waveform=waveforms, waveform_lengths=lengths)
         return outputs["logits"], outputs["output_lengths"]
 
-    return RecognitionModel(config, path, call)
+    return RecognitionModel(config, path, call, decoding=read_decoding_options(path))
 
 
 def _config_beside(model_file: Path) -> Config:
@@ -100,3 +107,38 @@ def _config_beside(model_file: Path) -> Config:
         return load_config(config_path)
     except ConfigError as error:
         raise ModelError(f"{config_path}: {error}") from None
+
+
+def read_decoding_options(folder: Path) -> DecodingOptions:
+    """The folder's decoding.yaml (an LM path in it is relative to the folder), or greedy when there is none."""
+    path = folder / DECODING_NAME
+    if not path.is_file():
+        return DecodingOptions()
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ModelError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: expected a mapping of decoding options")
+    if data.get("lm_path") is not None:
+        lm_path = folder / data["lm_path"]
+        if not lm_path.is_file():
+            raise ModelError(f"{path}: lm_path {data['lm_path']!r} does not exist in {folder}")
+        data["lm_path"] = str(lm_path)
+    try:
+        return DecodingOptions.from_dict(data, str(path))
+    except DecoderError as error:
+        raise ModelError(str(error)) from None
+
+
+def write_decoding_options(folder: Path, options: DecodingOptions) -> Path:
+    """Store `options` as the folder's defaults; an LM must lie in the folder and is stored by its name."""
+    data = options.to_dict()
+    if options.lm_path is not None:
+        lm_path = Path(options.lm_path)
+        if lm_path.resolve().parent != folder.resolve():
+            raise ModelError(f"{lm_path}: copy the LM into {folder} first, so the folder is self-contained")
+        data["lm_path"] = lm_path.name
+    with atomic_write(folder / DECODING_NAME) as handle:
+        yaml.safe_dump(data, handle, sort_keys=False)
+    return folder / DECODING_NAME

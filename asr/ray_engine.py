@@ -13,6 +13,7 @@ import json
 import time
 from pathlib import Path
 
+from asr.decoding import DecodingOptions
 from asr.outputs import OutputWriter
 from asr.transcribe import Summary, transcribe
 
@@ -39,13 +40,13 @@ class _Collector:
 class _Transcriber:
     """Ray Data callable class: one model per actor, reused for every block it is given."""
 
-    def __init__(self, model_path: str | None, decoder_options: dict, batch_size: int, window: float,
+    def __init__(self, model_path: str | None, decoding: DecodingOptions, batch_size: int, window: float,
                  overlap: float):
         from asr.decoding import make_decoder
         from asr.inference import load_recognition_model
 
         self.model = load_recognition_model(model_path)
-        self.decoder = make_decoder(alphabet=self.model.config.alphabet(), **decoder_options)
+        self.decoder = make_decoder(self.model.config.alphabet(), decoding)
         self.options = {"batch_size": batch_size, "window": window, "overlap": overlap, "progress": False}
 
     def __call__(self, batch: dict) -> dict:
@@ -54,7 +55,7 @@ class _Transcriber:
         return {"row": [json.dumps(row) for row in collector.rows]}
 
 
-def transcribe_with_ray(paths: list[str], model_path: Path | None, decoder_options: dict, writer: OutputWriter,
+def transcribe_with_ray(paths: list[str], model_path: Path | None, decoding: DecodingOptions, writer: OutputWriter,
                         batch_size: int, window: float, overlap: float, address: str | None = None,
                         actors: int | None = None) -> Summary:
     try:
@@ -70,7 +71,7 @@ def transcribe_with_ray(paths: list[str], model_path: Path | None, decoder_optio
         workers = actors or max(1, int(ray.cluster_resources().get("CPU", 1)) // 2)
         dataset = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=max(1, len(todo) // 8))
         rows = dataset.map_batches(
-            _Transcriber, fn_constructor_args=(str(model_path) if model_path else None, decoder_options, batch_size,
+            _Transcriber, fn_constructor_args=(str(model_path) if model_path else None, decoding, batch_size,
                                                window, overlap),
             batch_size=FILES_PER_TASK, concurrency=workers, batch_format="numpy")
         for item in rows.iter_rows():

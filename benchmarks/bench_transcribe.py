@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import load_audio, write_audio
-from asr.decoding import make_decoder
+from asr.decoding import DecodingOptions, make_decoder
 from asr.inference import load_recognition_model
 from asr.lm import build_lm
 from asr.outputs import OutputWriter
@@ -46,8 +46,9 @@ def throughput(model_path, repeats: int, tmp: Path) -> None:
     lm_text.write_text("\n".join(text for _, text in fsdd_split("train")) + "\n")
     build_lm(lm_text, tmp / "lm.arpa", order=3)
     alphabet = model.config.alphabet()
-    decoders = {"greedy": make_decoder("greedy", alphabet), "beam (width 32)": make_decoder("beam", alphabet),
-                "beam + 3-gram LM (width 32)": make_decoder("beam_lm", alphabet, lm_path=tmp / "lm.arpa")}
+    decoders = {"greedy": make_decoder(alphabet), "beam (width 32)": make_decoder(alphabet, DecodingOptions("beam")),
+                "beam + 3-gram LM (width 32)": make_decoder(alphabet,
+                                                             DecodingOptions("beam_lm", lm_path=str(tmp / "lm.arpa")))}
     print(f"model: {model.source}; {len(files)} FSDD test files\n")
     print("| decoder | audio s | median wall s | × real time | RTF |")
     print("|---|---|---|---|---|")

@@ -20,7 +20,7 @@ import numpy as np
 from asr.backend import keras
 from asr.config import load_config
 from asr.data import read_manifest
-from asr.decoding import make_decoder
+from asr.decoding import DecodingOptions, make_decoder
 from asr.pipeline import make_dataset, plan_batches
 from asr.report import write_reports
 from asr.scoring import score
@@ -57,10 +57,10 @@ def main() -> int:
     rows, logits, config, frame_seconds = feature_logits(args.model, args.manifest)
     # Feature rows have no audio path; their feature file is what identifies them on both sides.
     refs = [replace(row, audio_filepath=row.feature_filepath) for row in rows]
-    decoders = {"greedy": make_decoder("greedy", config.alphabet())}
+    decoders = {"greedy": make_decoder(config.alphabet())}
     if args.lm:
-        decoders["beam_lm"] = make_decoder("beam_lm", config.alphabet(), beam_width=args.beam_width,
-                                           lm_path=args.lm, alpha=args.alpha, beta=args.beta)
+        decoders["beam_lm"] = make_decoder(config.alphabet(), DecodingOptions(
+            "beam_lm", beam_width=args.beam_width, lm_path=str(args.lm), alpha=args.alpha, beta=args.beta))
     for name, decoder in decoders.items():
         hyps = [{"audio_filepath": ref.audio_filepath, "text": decoder.decode(row, frame_seconds).text}
                 for ref, row in zip(refs, logits, strict=True)]

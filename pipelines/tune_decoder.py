@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.data import ManifestError, read_manifest
-from asr.decoding import make_decoder
+from asr.decoding import DecodingOptions, make_decoder
 from asr.text import Alphabet, normalize_text
 
 DEFAULT_ALPHAS = (0.0, 0.5, 1.0)
@@ -63,13 +63,14 @@ def tune(logits: Sequence[np.ndarray], references: Sequence[str], alphabet: Alph
          beam_widths: Sequence[int] = DEFAULT_BEAM_WIDTHS) -> list[Setting]:
     """WER of greedy, of beam per width, and of beam_lm per (width, alpha, beta) on precomputed logits."""
     references = [normalize_text(r) for r in references]
-    results = [Setting("greedy", None, None, None, *evaluate(make_decoder("greedy", alphabet), logits, references,
+    results = [Setting("greedy", None, None, None, *evaluate(make_decoder(alphabet), logits, references,
                                                               frame_seconds))]
     for width in beam_widths:
-        decoder = make_decoder("beam", alphabet, beam_width=width)
+        decoder = make_decoder(alphabet, DecodingOptions("beam", beam_width=width))
         results.append(Setting("beam", width, None, None, *evaluate(decoder, logits, references, frame_seconds)))
     for width, alpha, beta in itertools.product(beam_widths, alphas, betas):
-        decoder = make_decoder("beam_lm", alphabet, beam_width=width, lm_path=lm_path, alpha=alpha, beta=beta)
+        options = DecodingOptions("beam_lm", beam_width=width, lm_path=str(lm_path), alpha=alpha, beta=beta)
+        decoder = make_decoder(alphabet, options)
         results.append(Setting("beam_lm", width, alpha, beta, *evaluate(decoder, logits, references, frame_seconds)))
     return results
 
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write every setting and the best as JSON")
     args = parser.parse_args(argv)
     try:
-        make_decoder("beam_lm", Alphabet(), lm_path=args.lm)  # a bad LM fails before the model runs
+        make_decoder(Alphabet(), DecodingOptions("beam_lm", lm_path=args.lm))  # a bad LM fails before the model runs
         logits, references, alphabet, frame_seconds = compute_logits(args.model, args.manifest)
         results = tune(logits, references, alphabet, frame_seconds, args.lm, args.alpha, args.beta, args.beam_width)
     except ValueError as error:  # DecoderError, ManifestError, ModelError, AudioError: bad inputs, not bugs

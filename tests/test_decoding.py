@@ -14,6 +14,7 @@ import pytest
 from asr.decoding import (
     DECODERS,
     DecoderError,
+    DecodingOptions,
     Transcript,
     forced_align,
     greedy_decode,
@@ -61,8 +62,8 @@ def lm_path(tmp_path_factory) -> Path:
 
 
 def decoders(lm_path: Path):
-    return [make_decoder("greedy", ALPHABET), make_decoder("beam", ALPHABET, beam_width=8),
-            make_decoder("beam_lm", ALPHABET, beam_width=8, lm_path=lm_path)]
+    return [make_decoder(ALPHABET), make_decoder(ALPHABET, DecodingOptions("beam", beam_width=8)),
+            make_decoder(ALPHABET, DecodingOptions("beam_lm", beam_width=8, lm_path=lm_path))]
 
 
 # --- greedy and beam -----------------------------------------------------------------------------------------
@@ -70,7 +71,7 @@ def decoders(lm_path: Path):
 
 def test_greedy_merges_repeats_and_drops_blanks():
     logits = peaked("_hh_e_ll_lo__ _w_oo_rld_")
-    transcript = make_decoder("greedy", ALPHABET).decode(logits, 0.03)
+    transcript = make_decoder(ALPHABET).decode(logits, 0.03)
     assert transcript.text == "hello world"
     assert [w.word for w in transcript.words] == ["hello", "world"]
     assert greedy_decode(logits[None], [len(logits)], ALPHABET) == ["hello world"]  # asr.train's entry points
@@ -78,15 +79,15 @@ def test_greedy_merges_repeats_and_drops_blanks():
 
 
 def test_text_has_single_spaces_and_no_edges():
-    transcript = make_decoder("greedy", ALPHABET).decode(peaked("  _a_  _ _b_  "), 0.03)
+    transcript = make_decoder(ALPHABET).decode(peaked("  _a_  _ _b_  "), 0.03)
     assert transcript.text == "a b"
 
 
 @pytest.mark.parametrize("text", ["the cat sat", "hello", "a  b", "don't stop"])
 def test_beam_equals_greedy_on_peaked_logits(text):
     logits = peaked(spelled(text))
-    greedy = make_decoder("greedy", ALPHABET).decode(logits, 0.03)
-    assert make_decoder("beam", ALPHABET, beam_width=4).decode(logits, 0.03) == greedy
+    greedy = make_decoder(ALPHABET).decode(logits, 0.03)
+    assert make_decoder(ALPHABET, DecodingOptions("beam", beam_width=4)).decode(logits, 0.03) == greedy
 
 
 def test_beam_finds_the_most_probable_labelling_that_no_single_path_shows():
@@ -95,13 +96,13 @@ def test_beam_finds_the_most_probable_labelling_that_no_single_path_shows():
     probs = np.full((2, ALPHABET.num_classes), 1e-9)
     probs[:, 0], probs[:, ALPHABET.encode("a")[0]] = 0.6, 0.4
     logits = np.log(probs)
-    assert make_decoder("greedy", ALPHABET).decode(logits, 0.03).text == ""
-    assert make_decoder("beam", ALPHABET, beam_width=4).decode(logits, 0.03).text == "a"
+    assert make_decoder(ALPHABET).decode(logits, 0.03).text == ""
+    assert make_decoder(ALPHABET, DecodingOptions("beam", beam_width=4)).decode(logits, 0.03).text == "a"
 
 
 def test_beam_matches_exhaustive_search_on_small_random_cases():
     alphabet = Alphabet("ab")
-    beam = make_decoder("beam", alphabet, beam_width=32)
+    beam = make_decoder(alphabet, DecodingOptions("beam", beam_width=32))
     rng = np.random.default_rng(0)
     for _ in range(40):
         logits = rng.normal(size=(int(rng.integers(1, 6)), alphabet.num_classes)) * 2
@@ -112,8 +113,8 @@ def test_beam_matches_exhaustive_search_on_small_random_cases():
 
 def test_beam_lm_without_weights_is_plain_beam(lm_path):
     rng = np.random.default_rng(1)
-    beam = make_decoder("beam", ALPHABET, beam_width=8)
-    neutral = make_decoder("beam_lm", ALPHABET, beam_width=8, lm_path=lm_path, alpha=0.0, beta=0.0)
+    beam = make_decoder(ALPHABET, DecodingOptions("beam", beam_width=8))
+    neutral = make_decoder(ALPHABET, DecodingOptions("beam_lm", beam_width=8, lm_path=lm_path, alpha=0.0, beta=0.0))
     for _ in range(5):
         logits = rng.normal(size=(30, ALPHABET.num_classes)) * 3
         assert neutral.decode(logits, 0.03) == beam.decode(logits, 0.03)
@@ -134,22 +135,22 @@ def cat_or_cap() -> np.ndarray:
 
 def test_lm_fixes_a_word_the_acoustics_get_wrong(lm_path):
     logits = cat_or_cap()
-    assert make_decoder("greedy", ALPHABET).decode(logits, 0.03).text == "the cap sat"
-    assert make_decoder("beam", ALPHABET).decode(logits, 0.03).text == "the cap sat"
-    no_lm = make_decoder("beam_lm", ALPHABET, lm_path=lm_path, alpha=0.0, beta=1.0)
+    assert make_decoder(ALPHABET).decode(logits, 0.03).text == "the cap sat"
+    assert make_decoder(ALPHABET, DecodingOptions("beam")).decode(logits, 0.03).text == "the cap sat"
+    no_lm = make_decoder(ALPHABET, DecodingOptions("beam_lm", lm_path=lm_path, alpha=0.0, beta=1.0))
     assert no_lm.decode(logits, 0.03).text == "the cap sat"
-    with_lm = make_decoder("beam_lm", ALPHABET, lm_path=lm_path, alpha=0.5, beta=1.0)
+    with_lm = make_decoder(ALPHABET, DecodingOptions("beam_lm", lm_path=lm_path, alpha=0.5, beta=1.0))
     assert with_lm.decode(logits, 0.03).text == "the cat sat"
 
 
 def test_lm_decoder_keeps_words_it_has_never_seen(lm_path):
     logits = peaked(spelled("the zebu sat"))  # "zebu" is not in the LM: open vocabulary, scored as <unk>
-    decoder = make_decoder("beam_lm", ALPHABET, lm_path=lm_path, alpha=0.5, beta=1.0)
+    decoder = make_decoder(ALPHABET, DecodingOptions("beam_lm", lm_path=lm_path, alpha=0.5, beta=1.0))
     assert decoder.decode(logits, 0.03).text == "the zebu sat"
 
 
 def test_lm_decoder_is_reusable_across_utterances(lm_path):
-    decoder = make_decoder("beam_lm", ALPHABET, lm_path=lm_path, alpha=0.5, beta=1.0)
+    decoder = make_decoder(ALPHABET, DecodingOptions("beam_lm", lm_path=lm_path, alpha=0.5, beta=1.0))
     first = decoder.decode(cat_or_cap(), 0.03)
     decoder.decode(peaked(spelled("a dog")), 0.03)
     assert decoder.decode(cat_or_cap(), 0.03) == first
@@ -162,7 +163,7 @@ def test_lm_decoder_is_reusable_across_utterances(lm_path):
 def test_word_times_and_confidences(kind, lm_path):
     logits = peaked("___hhi_ _yoo__")  # "hi" on frames 3-5, "yo" on frames 9-11
     logits[9:12] /= 3.0  # "yo" less peaked
-    transcript = make_decoder(kind, ALPHABET, beam_width=8, lm_path=lm_path).decode(logits, 0.02)
+    transcript = make_decoder(ALPHABET, DecodingOptions(kind, beam_width=8, lm_path=lm_path)).decode(logits, 0.02)
     assert transcript.text == "hi yo"
     hi, yo = transcript.words
     assert (hi.word, hi.start, hi.end) == ("hi", pytest.approx(0.06), pytest.approx(0.12))
@@ -211,24 +212,24 @@ def test_empty_and_very_short_logits(lm_path):
 
 def test_decoder_errors_name_what_is_wrong(tmp_path, lm_path):
     with pytest.raises(DecoderError, match="unknown kind 'viterbi'"):
-        make_decoder("viterbi", ALPHABET)
+        make_decoder(ALPHABET, DecodingOptions("viterbi"))
     with pytest.raises(DecoderError, match="lm_path"):
-        make_decoder("beam_lm", ALPHABET)
+        make_decoder(ALPHABET, DecodingOptions("beam_lm"))
     with pytest.raises(DecoderError, match="missing.arpa.*not found"):
-        make_decoder("beam_lm", ALPHABET, lm_path=tmp_path / "missing.arpa")
+        make_decoder(ALPHABET, DecodingOptions("beam_lm", lm_path=tmp_path / "missing.arpa"))
     garbage = tmp_path / "garbage.arpa"
     garbage.write_bytes(b"\x00\xff not a language model\n")
     with pytest.raises(DecoderError, match="garbage.arpa"):
-        make_decoder("beam_lm", ALPHABET, lm_path=garbage)
+        make_decoder(ALPHABET, DecodingOptions("beam_lm", lm_path=garbage))
     with pytest.raises(DecoderError, match="beam_width"):
-        make_decoder("beam", ALPHABET, beam_width=0)
+        make_decoder(ALPHABET, DecodingOptions("beam", beam_width=0))
     with pytest.raises(DecoderError, match="alpha"):
-        make_decoder("beam_lm", ALPHABET, lm_path=lm_path, alpha=float("nan"))
+        make_decoder(ALPHABET, DecodingOptions("beam_lm", lm_path=lm_path, alpha=float("nan")))
     with pytest.raises(DecoderError, match=r"\[frames, 29\]"):
-        make_decoder("greedy", ALPHABET).decode(np.zeros((4, 5)), 0.03)
+        make_decoder(ALPHABET).decode(np.zeros((4, 5)), 0.03)
     with pytest.raises(DecoderError, match="NaN"):
-        make_decoder("beam", ALPHABET).decode(np.full((4, ALPHABET.num_classes), np.nan), 0.03)
-    assert make_decoder("beam", ALPHABET, beam_width=np.int64(4)).decode(peaked("a"), 0.03).text == "a"
+        make_decoder(ALPHABET, DecodingOptions("beam")).decode(np.full((4, ALPHABET.num_classes), np.nan), 0.03)
+    assert make_decoder(ALPHABET, DecodingOptions("beam", beam_width=np.int64(4))).decode(peaked("a"), 0.03).text == "a"
 
 
 # --- pipelines/tune_decoder.py -----------------------------------------------------------------------------

@@ -53,7 +53,7 @@ SENTENCE = " ".join(["one two three four five six seven eight nine ten"] * 4)
 def test_long_audio_in_windows_matches_whole_file_decoding(tmp_path):
     path = tmp_path / "long.wav"
     write_audio(path, encode(SENTENCE), RATE)  # about 27 s
-    model, decoder = fake_model(), make_decoder("greedy", load_config(None).alphabet())
+    model, decoder = fake_model(), make_decoder(load_config(None).alphabet())
     whole = _transcribe_rows([str(path)], model, decoder, tmp_path / "whole.jsonl", window=600.0, overlap=0.0)
     for window, overlap in [(4.8, 1.5), (3.3, 1.2), (6.0, 1.8)]:  # multiples of the fake 30 ms frame
         windowed = _transcribe_rows([str(path)], model, decoder, tmp_path / f"w{window}.jsonl",
@@ -95,7 +95,7 @@ def batch_folder(tmp_path):
 def test_broken_files_are_reported_and_the_batch_goes_on(batch_folder, tmp_path):
     paths = expand_inputs([str(batch_folder)])
     assert len(paths) == 6
-    rows = _transcribe_rows(paths, fake_model(), make_decoder("greedy", load_config(None).alphabet()),
+    rows = _transcribe_rows(paths, fake_model(), make_decoder(load_config(None).alphabet()),
                             tmp_path / "out.jsonl")
     by_name = {Path(r["audio_filepath"]).name: r for r in rows}
     assert by_name["good0.wav"]["text"] == "one two" and by_name["good2.wav"]["text"] == "four five six"
@@ -109,7 +109,7 @@ def test_broken_files_are_reported_and_the_batch_goes_on(batch_folder, tmp_path)
 
 def test_resume_skips_finished_inputs_and_drops_a_torn_line(batch_folder, tmp_path):
     paths = expand_inputs([str(batch_folder)])
-    decoder = make_decoder("greedy", load_config(None).alphabet())
+    decoder = make_decoder(load_config(None).alphabet())
     out = tmp_path / "out.jsonl"
     first = _transcribe_rows(paths, fake_model(), decoder, out)
     finished = [r for r in first if "text" in r][:2]
@@ -169,5 +169,5 @@ def test_export_savedmodel_and_tflite_match_keras(trained_run, tmp_path):
     np.testing.assert_allclose(pcm["logits"].numpy()[0], expected, atol=0.05)
     tflite = run_tflite(export(trained_run, "tflite", tmp_path / "model.tflite"), waveform)[0]
     np.testing.assert_allclose(tflite, expected, atol=1e-4)
-    decoder = make_decoder("greedy", keras_model.config.alphabet())
+    decoder = make_decoder(keras_model.config.alphabet())
     assert decoder.decode(tflite, keras_model.frame_seconds).text == "two"
