@@ -1,12 +1,15 @@
 """Cell and subsampling ablations on one corpus, same data, epochs and optimiser; resumable.
 
     python pipelines/ablation.py --config configs/tiny.yaml --out runs/ablation [--epochs 20] [key=value ...]
+    python pipelines/ablation.py --config C --out OUT --variant "name: key=value key=value" [--variant ...]
 
 Cells: LSTM, GRU, tanh RNN and IRNN (ReLU, identity recurrence; Le et al. 2015) at an equal parameter budget
 (each cell's width is chosen so the whole network is as close as possible to the LSTM's parameter count);
 then the LSTM at subsampling ×1–×4. Each run lives in OUT/<name>; a finished run is skipped and an
 interrupted one resumed, so re-running the command after a cut-off continues where it stopped.
 Prints a Markdown table (best dev WER/CER, parameters, wall time) and writes it to OUT/results.md.
+With `--variant`, only the named variants run (each: the config, the common overrides, then its own), e.g. to
+measure what each step of a recipe buys.
 """
 
 from __future__ import annotations
@@ -62,9 +65,13 @@ def main() -> int:
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--variant", action="append", default=[], metavar='"NAME: key=value ..."',
+                        help="run this variant instead of the cell/subsampling sweep (repeatable)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     base = [*args.overrides, f"train.epochs={args.epochs}", "train.early_stopping_patience=null"]
+    if args.variant:
+        return write_table([run_variant(spec, args.config, base, args.out) for spec in args.variant], args.out)
     lstm = load_config(args.config, base)
     budget = build_network(lstm).count_params()
     results = []
@@ -76,13 +83,26 @@ def main() -> int:
     for factor in (1, 2, 3, 4):
         results.append(run(f"subsampling-{factor}", args.config, [*base, f"model.subsampling={factor}"], args.out))
         print(json.dumps(results[-1]), flush=True)
+    return write_table(results, args.out)
+
+
+def run_variant(spec: str, config_path: Path, base: list[str], out: Path) -> dict:
+    name, sep, overrides = spec.partition(":")
+    if not sep or not name.strip():
+        raise SystemExit(f"--variant {spec!r}: expected 'NAME: key=value ...'")
+    result = run(name.strip(), config_path, [*base, *overrides.split()], out)
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def write_table(results: list[dict], out: Path) -> int:
     lines = ["| run | cell | units | subsampling | parameters | best dev WER | best dev CER | epoch | wall s |",
              "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['name']} | {r['cell']} | {r['units']} | ×{r['subsampling']} | {r['params']:,} | "
               f"{r['best_wer']:.1%} | {r['best_cer']:.1%} | {r['best_epoch']} | {r['wall_seconds']:.0f} |"
               for r in results]
     table = "\n".join(lines) + "\n"
-    with atomic_write(args.out / "results.md") as handle:
+    with atomic_write(out / "results.md") as handle:
         handle.write(table)
     print(table)
     return 0

@@ -1,11 +1,13 @@
 """Grid-search the beam_lm decoder's LM weight (alpha), word bonus (beta) and beam width on a dev set.
 
     python pipelines/tune_decoder.py --model RUN_DIR_OR_MODEL --manifest DEV.jsonl --lm lm.arpa \
-        [--alpha 0 0.5 1.0] [--beta 0 1 2] [--beam-width 16 32] [--out results.json]
+        [--alpha 0 0.5 1.0] [--beta 0 1 2] [--beam-width 16 32] [--out results.json] [--write-decoding FOLDER]
 
 The model runs once over the manifest; every setting then decodes the same logits. WER (jiwer, references
 normalised as training targets are) is printed for greedy, for beam search without the LM at each width,
-and for each (beam width, alpha, beta); the best beam_lm setting is printed last.
+and for each (beam width, alpha, beta); the best beam_lm setting is printed last. `--write-decoding FOLDER`
+stores it as that model folder's decoding.yaml (the LM must lie in the folder), so `asr transcribe` and
+`asr evaluate` use it by default.
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beta", type=float, nargs="+", default=list(DEFAULT_BETAS), help="word insertion bonuses")
     parser.add_argument("--beam-width", type=int, nargs="+", default=list(DEFAULT_BEAM_WIDTHS), help="beam widths")
     parser.add_argument("--out", type=Path, help="also write every setting and the best as JSON")
+    parser.add_argument("--write-decoding", type=Path, metavar="FOLDER",
+                        help="store the best setting as FOLDER/decoding.yaml (the model folder holding the LM)")
     args = parser.parse_args(argv)
     try:
         make_decoder(Alphabet(), DecodingOptions("beam_lm", lm_path=args.lm))  # a bad LM fails before the model runs
@@ -132,6 +136,16 @@ def main(argv: list[str] | None = None) -> int:
 
         with atomic_write(args.out) as handle:
             json.dump({"settings": [asdict(r) for r in results], "best": asdict(best)}, handle, indent=2)
+    if args.write_decoding:
+        from asr.inference import ModelError, write_decoding_options
+
+        options = DecodingOptions("beam_lm", beam_width=best.beam_width, lm_path=str(args.lm), alpha=best.alpha,
+                                  beta=best.beta)
+        try:
+            print(f"wrote {write_decoding_options(args.write_decoding, options)}")
+        except ModelError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     return 0
 
 
