@@ -1,4 +1,4 @@
-"""Reading audio: any file libsndfile understands (wav, flac, ogg, mp3) -> mono float32 at the model rate."""
+"""Reading audio: any file libsndfile understands (wav, flac, ogg, mp3, NIST .sph) -> mono float32 at the model rate."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import soxr
 
 SAMPLE_RATE = 16_000
 RESAMPLE_QUALITY = "HQ"  # soxr's high-quality setting: flat to ~0.9 Nyquist, >100 dB stop band
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".sph")  # .sph: NIST SPHERE (uncompressed)
 _TRUNCATED_DATA_CHUNK = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 

@@ -54,13 +54,15 @@ def _version() -> str:
 
 
 def _add_prepare(commands) -> None:
-    from asr.corpora import IMPORTERS
+    from asr.corpora import AN4_FORMS, AN4_SUBSETS, IMPORTERS
 
     parser = commands.add_parser(
         "prepare", help="import a corpus into a validated manifest",
         description="Import a corpus into a NeMo-style JSONL manifest. Rows that cannot be used (missing or "
                     "unreadable audio, empty text, characters outside the alphabet, a label too long for its "
-                    "audio at the given subsampling) go to the rejects file with their reason.")
+                    "audio at the given subsampling) go to the rejects file with their reason. Format an4 reads "
+                    "the Sphinx layout (etc/an4_SUBSET.transcription and .fileids, with feat/ID.mfc features "
+                    "or wav/ID.wav|.flac|.sph waveforms) or a waveform folder with a transcripts.tsv.")
     parser.add_argument("format", choices=sorted(IMPORTERS), help="layout of SOURCE")
     parser.add_argument("source", type=Path, help="corpus folder (or its TSV/metadata file)")
     parser.add_argument("--out", type=Path, required=True, help="manifest to write (JSONL)")
@@ -72,6 +74,12 @@ def _add_prepare(commands) -> None:
     parser.add_argument("--alphabet", help="characters the model emits (default: space, a-z, apostrophe)")
     parser.add_argument("--workers", type=int, default=8, help="parallel file checks (default 8)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--subset", choices=AN4_SUBSETS,
+                        help="an4 only: which list to read, etc/an4_SUBSET.* (default train)")
+    parser.add_argument("--an4-form", choices=AN4_FORMS,
+                        help="an4 only: read Sphinx MFCC features (feat/ID.mfc, 100 frames/s) or waveforms "
+                             "(wav/ID.*, through the model's front end); auto (default): waveforms when every "
+                             "listed file id has one, else features")
     parser.set_defaults(handler=_run_prepare)
 
 
@@ -81,7 +89,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
     rules = _validation_rules(args)
     try:
         summary = prepare(args.format, args.source, args.out, args.rejects, rules, args.workers,
-                          progress=not args.quiet)
+                          progress=not args.quiet, subset=args.subset, an4_form=args.an4_form)
     except CorpusError as error:
         raise UsageError(error) from None
     rejects = args.rejects or args.out.with_name(args.out.stem + ".rejects.jsonl")

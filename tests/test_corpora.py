@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from asr.audio import write_audio
-from asr.corpora import IMPORTERS, CorpusError, prepare, read_sphinx_mfc
+from asr.corpora import IMPORTERS, CorpusError, parse_an4_transcription, prepare, read_sphinx_mfc
 from asr.data import ManifestError, Utterance, ValidationRules, read_manifest, write_manifest
 from asr.features import FeatureConfig
 from asr.text import Alphabet
@@ -353,6 +353,10 @@ def test_read_sphinx_mfc(tmp_path):
         read_sphinx_mfc(write_mfc(tmp_path / "b.mfc", np.zeros(12)))
     with pytest.raises(ManifestError, match="need a non-zero multiple of 13"):
         read_sphinx_mfc(write_mfc(tmp_path / "c.mfc", np.zeros(0)))
+    cut = write_mfc(tmp_path / "cut.mfc", frames)
+    cut.write_bytes(cut.read_bytes()[:-2])  # an interrupted copy ends inside a float
+    with pytest.raises(ManifestError, match="truncated: 154 data bytes"):
+        read_sphinx_mfc(cut)
     (tmp_path / "d.mfc").write_bytes(b"\x00\x01")
     with pytest.raises(ManifestError, match="too short"):
         read_sphinx_mfc(tmp_path / "d.mfc")
@@ -364,8 +368,182 @@ def test_an4_transcription_and_fileids_must_match(tmp_path):
     src = tmp_path / "an4"
     make_an4(src, [("fash/an251-fash-b", "YES", np.zeros((50, 13)))])
     (src / "etc" / "an4_train.fileids").write_text("an4_clstk/fash/an251-fash-b\nan4_clstk/fash/extra\n")
-    with pytest.raises(CorpusError, match="1 transcriptions but 2 file ids"):
+    with pytest.raises(CorpusError, match="1 transcriptions in .*an4_train.transcription but 2 file ids in "
+                                          ".*an4_train.fileids"):
         prepare("an4", src, tmp_path / "m.jsonl", progress=False)
+
+
+# --- AN4 as published: train and test lists, MFCC features or waveforms --------------------------------------
+
+# (speaker, utterance id, transcription text, seconds); the test list is named as in CMU's distribution.
+AN4_LISTS = {
+    "train": ("an4_clstk", [("fash", "an251-fash-b", "YES", 1.0), ("fash", "an253-fash-b", "GO", 0.7),
+                            ("mblw", "an10-mblw-b", "R U B O U T", 2.0)]),
+    "test": ("an4test_clstk", [("fcaw", "cen1-fcaw-b", "ENTER SIX", 1.2), ("mmxg", "cen2-mmxg-b", "P I T T", 1.5)]),
+}
+AN4_EXPECTED = {"train": {("yes", "fash"), ("go", "fash"), ("r u b o u t", "mblw")},
+                "test": {("enter six", "fcaw"), ("p i t t", "mmxg")}}
+# Waveform formats per list: RIFF wav for train; FLAC and NIST SPHERE (CMU's .sph) for test.
+AN4_AUDIO_SUFFIXES = {"an251-fash-b": ".wav", "an253-fash-b": ".wav", "an10-mblw-b": ".wav",
+                      "cen1-fcaw-b": ".flac", "cen2-mmxg-b": ".sph"}
+
+
+def make_sphinx_an4(root: Path, features: bool = True, audio: bool = True) -> dict[str, tuple[np.ndarray, Path]]:
+    """Both AN4 lists in the Sphinx layout; returns utterance id -> (MFCC frames, waveform path)."""
+    (root / "etc").mkdir(parents=True)
+    files = {}
+    for seed, (subset, (folder, entries)) in enumerate(AN4_LISTS.items()):
+        transcription, fileids = [], []
+        for n, (speaker, utt_id, text, seconds) in enumerate(entries):
+            file_id = f"{folder}/{speaker}/{utt_id}"
+            # CMU's test transcription wraps each line in sentence markers; the training one does not.
+            transcription.append(f"<s> {text} </s> ({utt_id})" if subset == "test" else f"{text} ({utt_id})")
+            fileids.append(file_id)
+            frames = np.random.default_rng(10 * seed + n).standard_normal((round(seconds * 100), 13))
+            wav = root / "wav" / f"{file_id}{AN4_AUDIO_SUFFIXES[utt_id]}"
+            if features:
+                write_mfc(root / "feat" / f"{file_id}.mfc", frames)
+            if audio:
+                write_sphere(wav, seconds, seed=n) if wav.suffix == ".sph" else write_tone(wav, seconds, seed=n)
+            files[utt_id] = (frames.astype(np.float32), wav)
+        (root / "etc" / f"an4_{subset}.transcription").write_text("\n".join(transcription) + "\n")
+        (root / "etc" / f"an4_{subset}.fileids").write_text("\n".join(fileids) + "\n")
+    return files
+
+
+def write_sphere(path: Path, seconds: float, seed: int = 0) -> Path:
+    tone = write_tone(path.with_suffix(".tmp.wav"), seconds, seed=seed)
+    samples, rate = sf.read(str(tone))
+    sf.write(str(path), samples, rate, format="NIST", subtype="PCM_16")
+    tone.unlink()
+    return path
+
+
+@pytest.mark.parametrize("subset", ["train", "test"])
+@pytest.mark.parametrize("form", ["features", "audio"])
+def test_an4_sphinx_layout_each_subset_and_form(tmp_path, subset, form):
+    src = tmp_path / "an4"
+    files = make_sphinx_an4(src)
+
+    out = tmp_path / "out" / f"{subset}.jsonl"
+    summary = prepare("an4", src, out, subset=subset, an4_form=form, progress=False)
+    rows = read_manifest(out)
+
+    entries = AN4_LISTS[subset][1]
+    assert (summary.kept, summary.rejected, summary.speakers) == (len(entries), 0, 2)
+    assert read_rejects(out.with_name(f"{subset}.rejects.jsonl")) == []
+    assert {(r.text, r.speaker) for r in rows} == AN4_EXPECTED[subset]
+    assert f"AN4 {subset} (etc/an4_{subset}.fileids" in summary.describe()
+    assert ("Sphinx MFCC features" if form == "features" else "as waveforms") in summary.describe()
+    for row, (_, utt_id, text, seconds) in zip(rows, entries, strict=True):
+        frames, wav = files[utt_id]
+        assert row.original_text == text  # markers and the (utterance id) stripped, nothing else
+        if form == "features":
+            assert row.audio_filepath is None
+            assert Path(row.feature_filepath) == out.parent / f"{subset}_features" / f"{utt_id}.npy"
+            np.testing.assert_array_equal(np.load(row.feature_filepath), frames)
+            assert row.duration == pytest.approx(len(frames) / 100)
+        else:
+            assert row.feature_filepath is None
+            assert_resolves_to(row, wav)
+            assert row.duration == pytest.approx(seconds, abs=1e-3)
+
+
+def test_an4_auto_form_needs_every_waveform(tmp_path):
+    # Like the shared an4_mfcc: features for every file id, waveforms for only a few of them.
+    partial = tmp_path / "partial"
+    files = make_sphinx_an4(partial)
+    files["an253-fash-b"][1].unlink()
+    summary = prepare("an4", partial, tmp_path / "p.jsonl", progress=False)
+    assert "Sphinx MFCC features" in summary.source_form
+    assert all(r.feature_filepath and r.audio_filepath is None for r in read_manifest(tmp_path / "p.jsonl"))
+
+    complete = tmp_path / "complete"
+    make_sphinx_an4(complete)
+    summary = prepare("an4", complete, tmp_path / "c.jsonl", subset="test", progress=False)
+    assert "as waveforms" in summary.source_form
+    assert all(r.audio_filepath and r.feature_filepath is None for r in read_manifest(tmp_path / "c.jsonl"))
+
+    waveforms_only = tmp_path / "waveforms_only"
+    make_sphinx_an4(waveforms_only, features=False)
+    summary = prepare("an4", waveforms_only, tmp_path / "w.jsonl", progress=False)
+    assert ("as waveforms" in summary.source_form, summary.kept) == (True, 3)
+
+    lists_only = tmp_path / "lists_only"
+    make_sphinx_an4(lists_only, features=False, audio=False)
+    with pytest.raises(CorpusError, match="none of the 3 file ids .*an4_train.fileids"):
+        prepare("an4", lists_only, tmp_path / "n.jsonl", progress=False)
+
+
+def test_an4_features_use_sphinx_rate_and_waveforms_the_model_front_end(tmp_path):
+    # A 20 frames/s front end at subsampling 2 gives 2 s of audio 20 output frames: too few for
+    # "r u b o u t" (11) only if the waveform went through it; the MFCC file keeps Sphinx's 100 frames/s.
+    src = tmp_path / "an4"
+    make_sphinx_an4(src)
+    coarse = ValidationRules(features=FeatureConfig(window_ms=100, hop_ms=100), subsampling=2)
+    features = prepare("an4", src, tmp_path / "f.jsonl", rules=coarse, an4_form="features", progress=False)
+    audio = prepare("an4", src, tmp_path / "a.jsonl", rules=coarse, an4_form="audio", progress=False)
+    assert (features.kept, features.rejected) == (3, 0)
+    assert (audio.kept, audio.rejected) == (2, 1)
+    (rejected,) = read_rejects(tmp_path / "a.rejects.jsonl")
+    assert rejected["source"].endswith("an10-mblw-b.wav")
+    assert "label too long" in rejected["reason"]
+
+
+def test_an4_rejects_name_the_file_and_the_problem(tmp_path):
+    src = tmp_path / "an4"
+    files = make_sphinx_an4(src)
+    feat = src / "feat" / "an4_clstk"
+    (feat / "fash" / "an253-fash-b.mfc").unlink()  # missing feature file
+    truncate(feat / "mblw" / "an10-mblw-b.mfc")  # unreadable: the header promises more floats than there are
+    files["an253-fash-b"][1].unlink()  # transcript without audio
+    truncate(files["an10-mblw-b"][1])  # a waveform cut short
+    transcription = src / "etc" / "an4_train.transcription"  # YES's line names another utterance
+    transcription.write_text(transcription.read_text().replace("YES (an251-fash-b)", "YES (an999-fash-b)"))
+
+    features = prepare("an4", src, tmp_path / "f.jsonl", an4_form="features", progress=False)
+    audio = prepare("an4", src, tmp_path / "a.jsonl", an4_form="audio", progress=False)
+
+    assert (features.kept, features.rejected, audio.kept, audio.rejected) == (0, 3, 0, 3)
+    by_file = {Path(r["source"]).name: r for r in read_rejects(tmp_path / "f.rejects.jsonl")}
+    assert set(by_file) == {"an251-fash-b.mfc", "an253-fash-b.mfc", "an10-mblw-b.mfc"}
+    assert str(feat / "fash" / "an253-fash-b.mfc") in by_file["an253-fash-b.mfc"]["reason"]
+    assert "feature file does not exist" in by_file["an253-fash-b.mfc"]["reason"]
+    assert str(feat / "mblw" / "an10-mblw-b.mfc") in by_file["an10-mblw-b.mfc"]["reason"]
+    assert "header says" in by_file["an10-mblw-b.mfc"]["reason"]
+    assert "transcription id does not match file id" in by_file["an251-fash-b.mfc"]["reason"]
+    assert "(an999-fash-b)" in by_file["an251-fash-b.mfc"]["reason"]
+    assert by_file["an251-fash-b.mfc"]["text"] == "YES"
+
+    by_file = {Path(r["source"]).name: r for r in read_rejects(tmp_path / "a.rejects.jsonl")}
+    assert set(by_file) == {"an251-fash-b.wav", "an253-fash-b.wav", "an10-mblw-b.wav"}
+    missing = by_file["an253-fash-b.wav"]
+    assert missing["reason"].startswith("transcript without audio")
+    assert str(src / "wav" / "an4_clstk" / "fash" / "an253-fash-b") in missing["reason"]
+    assert missing["source"] == str(files["an253-fash-b"][1])
+    assert "truncated" in by_file["an10-mblw-b.wav"]["reason"]
+    assert "transcription id does not match" in by_file["an251-fash-b.wav"]["reason"]
+    assert audio.reasons["transcript without audio"] == 1
+
+
+def test_an4_subset_or_form_that_the_folder_lacks(tmp_path):
+    src = tmp_path / "an4"
+    make_sphinx_an4(src)
+    for name in ("an4_test.transcription", "an4_test.fileids"):
+        (src / "etc" / name).unlink()
+    with pytest.raises(CorpusError, match="not found: .*etc/an4_test.transcription"):
+        prepare("an4", src, tmp_path / "m.jsonl", subset="test", progress=False)
+    with pytest.raises(CorpusError, match="subset must be one of train, test"):
+        prepare("an4", src, tmp_path / "m.jsonl", subset="dev", progress=False)
+    with pytest.raises(CorpusError, match="apply to format 'an4' only"):
+        prepare("tsv", src, tmp_path / "m.jsonl", subset="train", progress=False)
+    assert not (tmp_path / "m.jsonl").exists()
+
+
+def test_parse_an4_transcription():
+    assert parse_an4_transcription("<s> YES </s> (an251-fash-b)") == ("YES", "an251-fash-b")
+    assert parse_an4_transcription("R U B O U T (an10-mblw-b)") == ("R U B O U T", "an10-mblw-b")
+    assert parse_an4_transcription("<s> ENTER SIX </s>") == ("ENTER SIX", None)
 
 
 # --- rejects: every kind of bad row, nothing dropped silently -------------------------------------------------
@@ -557,11 +735,26 @@ def test_real_an4(tmp_path):
     assert rejects == []
     assert 38 < summary.hours * 60 < 46  # README: ~42 min
     assert len(list((tmp_path / "out" / "manifest_features").glob("*.npy"))) == 948
+    assert "AN4 train" in summary.source_form and "Sphinx MFCC features" in summary.source_form  # wav/ has 30
     first = rows[0]
     assert (first.text, first.speaker) == ("yes", "fash")
     features = np.load(first.feature_filepath)
     assert features.shape[1] == 13
     assert first.duration == pytest.approx(features.shape[0] / 100)
+
+
+def test_real_an4_waveform_folder_gives_the_tsv_importers_rows(tmp_path):
+    # Our an4_wav copy is a transcripts.tsv folder: `prepare an4` must read it exactly as `prepare tsv` does.
+    out = tmp_path / "out"
+    an4 = prepare("an4", SHARED_DATA / "an4_wav", out / "an4.jsonl", progress=False, workers=2)
+    tsv = prepare("tsv", SHARED_DATA / "an4_wav", out / "tsv.jsonl", progress=False, workers=2)
+    assert (an4.kept, an4.rejected, an4.speakers) == (tsv.kept, tsv.rejected, tsv.speakers) == (948, 0, 74)
+    assert (out / "an4.jsonl").read_text() == (out / "tsv.jsonl").read_text()
+    assert "transcripts.tsv" in an4.source_form
+    with pytest.raises(CorpusError, match="not found: .*an4_wav/etc/an4_test.transcription"):
+        prepare("an4", SHARED_DATA / "an4_wav", out / "test.jsonl", subset="test", progress=False)
+    with pytest.raises(CorpusError, match="waveforms only"):
+        prepare("an4", SHARED_DATA / "an4_wav", out / "f.jsonl", an4_form="features", progress=False)
 
 
 # --- the command line ----------------------------------------------------------------------------------------
@@ -639,3 +832,24 @@ def test_cli_split_writes_three_speaker_disjoint_manifests(tmp_path):
     assert len(speakers["train"]) == 8
     assert all(Path(r.audio_filepath).is_file() for part in parts.values() for r in part)
     assert result.stdout.count("utterances") == 3
+
+
+def test_cli_prepare_an4_test_subset(tmp_path):
+    src = tmp_path / "an4"
+    make_sphinx_an4(src)
+    out = tmp_path / "an4_test.jsonl"
+    result = run_asr("prepare", "an4", str(src), "--subset", "test", "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "kept 2 utterances" in result.stdout
+    assert "AN4 test (etc/an4_test.fileids, 2 file ids) as waveforms" in result.stdout
+    assert {(r.text, r.speaker) for r in read_manifest(out)} == AN4_EXPECTED["test"]
+
+    result = run_asr("prepare", "an4", str(src), "--subset", "test", "--an4-form", "features", "--out", str(out),
+                     "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "Sphinx MFCC features" in result.stdout
+    assert all(r.feature_filepath for r in read_manifest(out))
+
+    result = run_asr("prepare", "tsv", str(src), "--subset", "test", "--out", str(tmp_path / "x.jsonl"))
+    assert result.returncode == 2
+    assert "apply to format 'an4' only" in result.stderr
