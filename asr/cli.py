@@ -54,6 +54,7 @@ def _version() -> str:
 
 
 def _add_prepare(commands) -> None:
+    from asr.config import SUBSAMPLING_FACTORS, ModelConfig
     from asr.corpora import AN4_FORMS, AN4_SUBSETS, IMPORTERS
 
     parser = commands.add_parser(
@@ -70,7 +71,8 @@ def _add_prepare(commands) -> None:
     parser.add_argument("--config", type=Path,
                         help="training config whose alphabet, front end and subsampling the data must fit")
     parser.add_argument("--sample-rate", type=int, help="model sample rate in Hz (default 16000, or the config's)")
-    parser.add_argument("--subsampling", type=int, help="model time subsampling factor (default 2, or the config's)")
+    parser.add_argument("--subsampling", type=int, choices=SUBSAMPLING_FACTORS,
+                        help=f"model time subsampling factor (default {ModelConfig.subsampling}, or the config's)")
     parser.add_argument("--alphabet", help="characters the model emits (default: space, a-z, apostrophe)")
     parser.add_argument("--workers", type=int, default=8, help="parallel file checks (default 8)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -100,26 +102,21 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 
 def _validation_rules(args: argparse.Namespace):
-    from asr.data import DEFAULT_SUBSAMPLING, ValidationRules
+    from asr.config import ConfigError, load_config
+    from asr.data import ValidationRules
     from asr.features import FeatureConfig
     from asr.text import Alphabet
 
-    features, alphabet, subsampling = FeatureConfig(), Alphabet(), DEFAULT_SUBSAMPLING
-    if args.config:
-        from asr.config import ConfigError, load_config
-
-        try:
-            config = load_config(args.config)
-        except ConfigError as error:
-            raise UsageError(error) from None
-        features, alphabet, subsampling = config.features, config.alphabet(), config.model.subsampling
+    try:
+        config = load_config(args.config)  # without --config, the defaults a training config starts from
+    except ConfigError as error:
+        raise UsageError(error) from None
+    features, alphabet, subsampling = config.features, config.alphabet(), config.model.subsampling
     if args.sample_rate:
         features = FeatureConfig(**{**vars(features), "sample_rate": args.sample_rate})
     if args.alphabet:
         alphabet = Alphabet(args.alphabet)
     if args.subsampling:
-        if not 1 <= args.subsampling <= 8:
-            raise UsageError(f"--subsampling must be between 1 and 8, got {args.subsampling}")
         subsampling = args.subsampling
     return ValidationRules(alphabet, features, subsampling)
 

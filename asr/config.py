@@ -23,6 +23,8 @@ SUBSAMPLING_KINDS = ("conv", "stack")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "inverse_sqrt")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+SUBSAMPLING_FACTORS = (1, 2, 3, 4)
 
 
 class ConfigError(ValueError):
@@ -84,8 +86,8 @@ class ModelConfig:
     layer_norm: bool = False
 
     def check(self) -> None:
-        if not 1 <= self.subsampling <= 4:
-            raise ConfigError(f"model.subsampling: must be 1 to 4, got {self.subsampling}")
+        if self.subsampling not in SUBSAMPLING_FACTORS:
+            raise ConfigError(f"model.subsampling: must be one of {SUBSAMPLING_FACTORS}, got {self.subsampling}")
         _choice("model.subsampling_kind", self.subsampling_kind, SUBSAMPLING_KINDS)
         _choice("model.cell", self.cell, CELLS)
         _positive("model.units", self.units)
@@ -123,13 +125,13 @@ class TrainConfig:
     epochs: int = 20
     seed: int = 0
     early_stopping_patience: int | None = 5  # epochs without dev WER improvement
-    max_nonfinite_batches: int = 20  # consecutive batches with non-finite loss before giving up
+    max_nonfinite_batches: int = 20  # consecutive batches with unusable losses (non-finite or infeasible)
     steps_per_epoch: int | None = None  # default: one pass over the training manifest
     strategy: str = "auto"  # auto | default | mirrored (GPUs on one host) | multi_worker (TF_CONFIG)
 
     def check(self) -> None:
         _positive("train.epochs", self.epochs)
-        _choice("train.strategy", self.strategy, ("auto", "default", "mirrored", "multi_worker"))
+        _choice("train.strategy", self.strategy, STRATEGIES)
         _positive("train.max_nonfinite_batches", self.max_nonfinite_batches)
 
 
@@ -188,7 +190,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    from asr.data import atomic_write
+    from asr.utils import atomic_write
 
     with atomic_write(path) as handle:
         yaml.safe_dump(config.to_dict(), handle, sort_keys=False)

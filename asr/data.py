@@ -7,11 +7,9 @@ the manifest's folder, so a corpus folder with its manifest can be moved as a wh
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import AudioError, read_audio
+from asr.config import ModelConfig
 from asr.features import FeatureConfig, subsampled_length
 from asr.text import Alphabet, ctc_min_frames, normalize_text
+from asr.utils import atomic_write
 
-DEFAULT_SUBSAMPLING = 2
 IMPORT_ERROR = "import_error"
 
 
@@ -113,27 +112,6 @@ def write_manifest(path: str | Path, rows: Iterable[Utterance | dict]) -> None:
             handle.write(json.dumps(data, ensure_ascii=False) + "\n")
 
 
-@contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "w") -> Iterator:
-    """Write to a temporary file beside `path` and rename it into place only when the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the result should look like any other file
-    try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _relative(filepath: str, base: Path) -> str:
     try:
         return os.path.relpath(Path(filepath).resolve(), base)
@@ -147,7 +125,7 @@ class ValidationRules:
 
     alphabet: Alphabet = Alphabet()
     features: FeatureConfig = FeatureConfig()
-    subsampling: int = DEFAULT_SUBSAMPLING
+    subsampling: int = ModelConfig.subsampling
     feature_frames_per_second: float | None = None  # for precomputed features; default: the front end's
 
 
@@ -186,9 +164,8 @@ def _count_frames(utterance: Utterance, rules: ValidationRules) -> int:
     if not utterance.audio_filepath:
         raise ManifestError("no audio_filepath or feature_filepath")
     samples, file_rate = read_audio(utterance.audio_filepath)  # a full decode: headers hide truncated bodies
-    duration = len(samples) / file_rate
-    utterance.duration = duration
-    return rules.features.num_frames(round(duration * rules.features.sample_rate))
+    utterance.duration = len(samples) / file_rate
+    return rules.features.frames_for(utterance.duration)
 
 
 def load_features(path: str | Path) -> np.ndarray:

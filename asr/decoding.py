@@ -114,7 +114,7 @@ class Decoder(Protocol):
         ...
 
 
-# --- best path (kept for asr.train) ------------------------------------------------------------------------
+# --- best path (the dev WER during training) --------------------------------------------------------------------------
 
 
 def greedy_ids(logits: np.ndarray, length: int) -> list[int]:
@@ -127,8 +127,8 @@ def greedy_ids(logits: np.ndarray, length: int) -> list[int]:
     return [int(i) for i in best[keep] if i != BLANK_INDEX]
 
 
-def greedy_decode(logits: np.ndarray, lengths: Sequence[int], alphabet: Alphabet) -> list[str]:
-    """Batch of logits [B, T, C] with true output lengths [B] -> one transcript per utterance."""
+def greedy_decode(logits: Sequence[np.ndarray], lengths: Sequence[int], alphabet: Alphabet) -> list[str]:
+    """Logits per utterance ([B, T, C], or a list of [T, C]) with true output lengths [B] -> transcripts."""
     return [" ".join(alphabet.decode(greedy_ids(row, int(n))).split()) for row, n in zip(logits, lengths, strict=True)]
 
 

@@ -15,12 +15,13 @@ import os
 from dataclasses import dataclass
 
 from asr.backend import tf
-
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+from asr.config import STRATEGIES
 
 
 @dataclass(frozen=True)
-class Placement:
+class Cluster:
+    """The tf.distribute strategy and this process's place among the workers (worker 0 is the chief)."""
+
     strategy: tf.distribute.Strategy
     worker_index: int = 0
     num_workers: int = 1
@@ -45,7 +46,7 @@ def cluster_spec() -> tuple[int, int]:
     return index, len(chiefs) + len(workers)
 
 
-def choose(name: str = "auto") -> Placement:
+def choose(name: str = "auto") -> Cluster:
     """`auto`: several workers in TF_CONFIG -> multi_worker; else several GPUs -> mirrored; else default.
 
     Create it before any other TensorFlow work: collective ops must be configured at start-up.
@@ -54,7 +55,7 @@ def choose(name: str = "auto") -> Placement:
         raise ValueError(f"train.strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
     index, workers = cluster_spec()
     if name == "multi_worker" or (name == "auto" and workers > 1):
-        return Placement(tf.distribute.MultiWorkerMirroredStrategy(), index, workers)
+        return Cluster(tf.distribute.MultiWorkerMirroredStrategy(), index, workers)
     if name == "mirrored" or (name == "auto" and len(tf.config.list_physical_devices("GPU")) > 1):
-        return Placement(tf.distribute.MirroredStrategy())
-    return Placement(tf.distribute.get_strategy())
+        return Cluster(tf.distribute.MirroredStrategy())
+    return Cluster(tf.distribute.get_strategy())

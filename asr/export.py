@@ -17,7 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from asr.backend import keras, tf
+from asr.config import Config
 from asr.inference import CONFIG_NAME, RecognitionModel, load_recognition_model
+from asr.model import build_inference_model
+from asr.utils import atomic_path, atomic_write
 
 EXPORT_FORMATS = ("savedmodel", "tflite")
 INT16_SCALE = 1.0 / 32768.0
@@ -93,10 +96,8 @@ def export_tflite(model: keras.Model, out: Path) -> Path:
         flatbuffer = converter.convert()
     except Exception as error:  # the converter raises a zoo of types; all mean "this graph did not convert"
         raise ExportError(f"TFLite conversion failed: {error}") from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.tmp")
-    temporary.write_bytes(flatbuffer)
-    temporary.replace(out)
+    with atomic_write(out, "wb") as handle:
+        handle.write(flatbuffer)
     return out
 
 
@@ -109,3 +110,10 @@ def run_tflite(path: str | Path, waveform: np.ndarray) -> np.ndarray:
     interpreter.set_tensor(index, waveform[None].astype(np.float32))
     interpreter.invoke()
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def save_keras_model(network: keras.Model, config: Config, path: Path, waveform_input: bool = True) -> None:
+    """Save the final model atomically: waveform in (front end inside), or features in for feature corpora."""
+    model = build_inference_model(network, config) if waveform_input else network
+    with atomic_path(path, ".keras") as temporary:
+        model.save(temporary)

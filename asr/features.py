@@ -72,6 +72,15 @@ class FeatureConfig:
     def num_frames(self, num_samples: int) -> int:
         return 1 + (max(num_samples, self.win_length) - self.win_length) // self.hop_length
 
+    def frames_for(self, seconds: float, precomputed: bool = False) -> int:
+        """Feature frames in `seconds` of audio through this front end, or of precomputed features at its rate.
+
+        The one place a duration becomes frames: validation, batch planning and the trainer's label check.
+        """
+        if precomputed:  # a precomputed row's duration was set from its frame count at this rate
+            return max(1, round(seconds * self.frames_per_second))
+        return self.num_frames(round(seconds * self.sample_rate))
+
     def mel_matrix(self) -> np.ndarray:
         """[fft_length // 2 + 1, n_mels] filterbank."""
         filters = librosa.filters.mel(

@@ -16,8 +16,8 @@ import yaml
 
 from asr.backend import keras, tf
 from asr.config import Config, ConfigError, load_config
-from asr.data import atomic_write
 from asr.decoding import DecoderError, DecodingOptions
+from asr.utils import atomic_write
 
 BUNDLED_MODEL = Path(__file__).parent / "assets" / "default_model"
 CONFIG_NAME = "config.yaml"

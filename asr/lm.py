@@ -23,8 +23,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asr.data import atomic_write
 from asr.text import normalize_text
+from asr.utils import atomic_write
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 MANIFEST_SUFFIXES = (".json", ".jsonl")

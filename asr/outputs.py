@@ -14,7 +14,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from asr.data import atomic_write
+from asr.utils import atomic_write
 
 FORMATS = ("txt", "jsonl", "srt", "vtt")
 CUE_MAX_WORDS = 8

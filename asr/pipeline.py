@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from asr.backend import tf
 from asr.config import AugmentConfig, Config
 from asr.data import Utterance, load_features
 from asr.features import FeatureConfig, log_mel, normalize_utterances
+from asr.utils import atomic_path
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -37,9 +38,8 @@ class PipelineError(ValueError):
     pass
 
 
-def make_dataset(rows: Sequence[Utterance], config: Config, training: bool, bucketing: bool | None = None,
-                 first_epoch: int = 0, epochs: int = 1, skip_batches: int = 0,
-                 shard: tuple[int, int] = (0, 1)) -> tf.data.Dataset:
+def make_dataset(rows: Sequence[Utterance], config: Config, training: bool, first_epoch: int = 0, epochs: int = 1,
+                 skip_batches: int = 0, shard: tuple[int, int] = (0, 1)) -> tf.data.Dataset:
     """Batches for `epochs` passes starting at `first_epoch`, less the first `skip_batches` of it.
 
     shard=(i, n): this worker's share for multi-worker training, batches i, i + n, … of each epoch, cut to
@@ -60,7 +60,7 @@ def make_dataset(rows: Sequence[Utterance], config: Config, training: bool, buck
                                 "augmentation or the cache")
         rows = cache_features(rows, config.features, Path(config.data.cache))
         uses_features = True
-    plan = plan_batches(rows, config, config.data.bucketing if bucketing is None else bucketing)
+    plan = plan_batches(rows, config)
     index, workers = shard
     per_worker = len(plan) // workers
     epoch_batches = [batch_order(len(plan), config, epoch, training)[index::workers][:per_worker]
@@ -94,21 +94,26 @@ def make_dataset(rows: Sequence[Utterance], config: Config, training: bool, buck
     return dataset.prefetch(AUTOTUNE).with_options(options)
 
 
-def plan_batches(rows: Sequence[Utterance], config: Config, bucketing: bool = True) -> list[np.ndarray]:
-    """Row indices of each batch. With bucketing: similar durations together, long audio in smaller batches."""
-    durations = np.array([row.duration for row in rows])
-    if not bucketing:  # random composition, fixed for the run
+def plan_batches(rows: Sequence[Utterance], config: Config) -> list[np.ndarray]:
+    """Row indices of each batch, at most data.batch_size rows and data.max_frames_per_batch padded frames.
+
+    With data.bucketing, rows are taken shortest first (similar durations together, long audio in smaller
+    batches); without, in a random order fixed for the run.
+    """
+    frames = [config.features.frames_for(row.duration, bool(row.feature_filepath)) for row in rows]
+    if config.data.bucketing:
+        indices = np.argsort(frames, kind="stable")
+    else:
         indices = np.random.default_rng(config.train.seed).permutation(len(rows))
-        return [indices[i:i + config.data.batch_size] for i in range(0, len(rows), config.data.batch_size)]
-    indices = np.argsort(durations, kind="stable")
     budget = config.data.max_frames_per_batch
-    batches, current = [], []
+    batches, current, longest = [], [], 0
     for index in indices:
-        frames = max(1, round(durations[index] * config.features.frames_per_second))
-        if current and (len(current) == config.data.batch_size or (budget and (len(current) + 1) * frames > budget)):
+        padded = (len(current) + 1) * max(longest, frames[index])  # the batch pads to its longest row
+        if current and (len(current) == config.data.batch_size or (budget and padded > budget)):
             batches.append(np.array(current))
-            current = []
+            current, longest = [], 0
         current.append(index)
+        longest = max(longest, frames[index])
     batches.append(np.array(current))
     return batches
 
@@ -119,8 +124,30 @@ def batch_order(num_batches: int, config: Config, epoch: int, training: bool) ->
     return np.random.default_rng([config.train.seed, epoch]).permutation(num_batches)
 
 
-def steps_per_epoch(rows: Sequence[Utterance], config: Config, bucketing: bool = True, workers: int = 1) -> int:
-    return len(plan_batches(rows, config, bucketing)) // workers
+def predict_rows(rows: Sequence[Utterance], config: Config, predict: Callable[[dict], dict],
+                 dataset: tf.data.Dataset | None = None) -> list[dict]:
+    """`predict(batch)` over `rows` through the evaluation pipeline (features as in training), in row order.
+
+    `predict` returns "logits" [B, T, C] and "output_lengths" [B], and may add per-utterance values [B]
+    (e.g. "loss"). One dict per row: its logits cut to their true length and those values. `dataset`: the
+    `make_dataset(rows, config, training=False)` to reuse, if the caller keeps one.
+    """
+    order = np.concatenate(plan_batches(rows, config))  # make_dataset(training=False) yields rows in this order
+    results: list[dict] = []
+    for batch in dataset if dataset is not None else make_dataset(rows, config, training=False):
+        outputs = {name: np.asarray(value) for name, value in predict(batch).items()}
+        for i, length in enumerate(outputs["output_lengths"]):
+            row = {name: value[i] for name, value in outputs.items() if name not in ("logits", "output_lengths")}
+            results.append({"logits": outputs["logits"][i, :int(length)], **row})
+    by_row: list[dict] = [{}] * len(rows)
+    for index, result in zip(order, results, strict=True):
+        by_row[index] = result
+    return by_row
+
+
+def steps_per_epoch(rows: Sequence[Utterance], config: Config, workers: int = 1) -> int:
+    """Batches each worker trains on per epoch: exactly what `make_dataset` yields it."""
+    return len(plan_batches(rows, config)) // workers
 
 
 def _group_batches(dataset: tf.data.Dataset, sizes: tf.Tensor, dims: int) -> tf.data.Dataset:
@@ -148,9 +175,8 @@ def cache_features(rows: Sequence[Utterance], features: FeatureConfig, folder: P
         target = folder / f"{key.hexdigest()}.npy"
         if not target.exists():
             array = compute(load_audio(row.source, features.sample_rate)).numpy()
-            temporary = target.with_suffix(".tmp.npy")
-            np.save(temporary, array)
-            temporary.replace(target)
+            with atomic_path(target, ".npy") as temporary:
+                np.save(temporary, array)
         cached.append(Utterance(row.audio_filepath, row.duration, row.text, row.speaker, str(target),
                                 row.split, row.original_text, row.extra))
     return cached
@@ -168,12 +194,12 @@ def _audio_loader(sample_rate: int):
     def load(path):
         return load_audio(path.decode(), sample_rate)
 
-    def fn(source, label, batch):
+    def attach_waveform(source, label, batch):
         samples = tf.numpy_function(load, [source], tf.float32, stateful=False)
         samples.set_shape([None])
         return {"waveform": samples, "labels": label}, batch
 
-    return fn
+    return attach_waveform
 
 
 def _feature_loader(dims: int):
@@ -183,23 +209,23 @@ def _feature_loader(dims: int):
             raise PipelineError(f"{path.decode()}: features have {array.shape[1]} dims, the model expects {dims}")
         return array
 
-    def fn(source, label, batch):
+    def attach_features(source, label, batch):
         features = tf.numpy_function(load, [source], tf.float32, stateful=False)
         features.set_shape([None, dims])
         return {"features": features, "feature_lengths": tf.shape(features)[0], "labels": label}, batch
 
-    return fn
+    return attach_features
 
 
 def _featurizer(features: FeatureConfig):
     mel_matrix = tf.constant(features.mel_matrix())
 
-    def fn(element, batch):
+    def add_log_mel(element, batch):
         waveform = element.pop("waveform")
         mel, lengths = log_mel(waveform[None], tf.shape(waveform)[:1], features, mel_matrix)
         return {**element, "features": mel[0], "feature_lengths": lengths[0]}, batch
 
-    return fn
+    return add_log_mel
 
 
 def _normalize(element, batch):
@@ -223,12 +249,12 @@ def _waveform_augmenter(augment: AugmentConfig, sample_rate: int, seed: int):
             samples = samples + rng.normal(0, np.sqrt(power / 10 ** (snr_db / 10)), samples.shape)
         return samples.astype(np.float32)
 
-    def fn(element, batch):
+    def perturb_element(element, batch):
         samples = tf.numpy_function(perturb, [element["waveform"]], tf.float32)
         samples.set_shape([None])
         return {**element, "waveform": samples}, batch
 
-    return fn
+    return perturb_element
 
 
 def spec_augment(batch: dict, augment: AugmentConfig) -> dict:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from asr import compare, scoring
 from asr.compare import Comparison, Paired
-from asr.data import ManifestError, atomic_write, read_manifest
+from asr.data import ManifestError, read_manifest
 from asr.scoring import ScoreResult, UtteranceScore
+from asr.utils import atomic_write
 
 REPORT_SCHEMA = 1
 JSON_NAME, MD_NAME, HTML_NAME = "report.json", "report.md", "report.html"

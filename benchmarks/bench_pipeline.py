@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -33,7 +34,8 @@ CORPORA = {"asterisk": ("tsv", SHARED / "asterisk"), "fsdd": ("fsdd", SHARED / "
 def pipeline_pass(rows, config, bucketing: bool) -> tuple[float, float, float]:
     start = time.perf_counter()
     real = padded = 0
-    for batch in make_dataset(rows, config, training=True, bucketing=bucketing):
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, bucketing=bucketing))
+    for batch in make_dataset(rows, config, training=True):
         lengths = batch["feature_lengths"].numpy()
         shape = batch["features"].shape
         real += int(lengths.sum())

@@ -17,10 +17,11 @@ from pathlib import Path
 from asr.backend import keras
 from asr.config import load_config
 from asr.corpora import prepare
+from asr.ctc_trainer import CTCTrainer
 from asr.data import ValidationRules, read_manifest
 from asr.model import build_network
+from asr.optim import make_optimizer
 from asr.pipeline import make_dataset
-from asr.train import CTCTrainer, make_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from asr.config import CELLS, load_config
-from asr.data import atomic_write
 from asr.model import build_network
 from asr.train import train
+from asr.utils import atomic_write
 
 MAX_UNITS = 1024
 

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import AudioError, load_audio
-from asr.data import atomic_write, read_manifest
+from asr.data import read_manifest
 from asr.report import write_reports
 from asr.scoring import score
+from asr.utils import atomic_write
 
 SAMPLE_RATE = 16_000
 

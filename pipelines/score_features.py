@@ -15,33 +15,25 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from asr.backend import keras
 from asr.config import load_config
 from asr.data import read_manifest
 from asr.decoding import DecodingOptions, make_decoder
-from asr.pipeline import make_dataset, plan_batches
+from asr.pipeline import predict_rows
 from asr.report import write_reports
 from asr.scoring import score
 
 
 def feature_logits(run: Path, manifest: Path):
-    import asr.model  # noqa: F401  (registers the custom layers)
-
     config = load_config(run / "config.yaml")
-    network = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    network = keras.saving.load_model(run / "model.keras", safe_mode=True)  # `import asr` registered its layers
     rows = read_manifest(manifest)
-    order = np.concatenate(plan_batches(rows, config))  # make_dataset(training=False) yields rows in this order
-    logits = []
-    for batch in make_dataset(rows, config, training=False):
-        outputs = network({"features": batch["features"], "feature_lengths": batch["feature_lengths"]})
-        logits += [row[:n] for row, n in zip(outputs["logits"].numpy(), outputs["output_lengths"].numpy(),
-                                              strict=True)]
-    by_row = [None] * len(rows)
-    for index, row_logits in zip(order, logits, strict=True):
-        by_row[index] = row_logits
-    return rows, by_row, config, config.output_frame_seconds
+
+    def predict(batch: dict) -> dict:
+        return network({"features": batch["features"], "feature_lengths": batch["feature_lengths"]})
+
+    logits = [result["logits"] for result in predict_rows(rows, config, predict)]
+    return rows, logits, config, config.output_frame_seconds
 
 
 def main() -> int:

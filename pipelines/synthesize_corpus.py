@@ -20,11 +20,9 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -40,6 +38,7 @@ from tqdm import tqdm
 
 from asr.audio import AudioError, read_audio, resample
 from asr.text import Alphabet, normalize_text
+from asr.utils import atomic_write
 
 ESPEAK = "espeak-ng"
 ESPEAK_MISSING = "espeak-ng not found on PATH: install it with `apt-get install espeak-ng`"
@@ -237,15 +236,9 @@ def degrade(speech: np.ndarray, sample_rate: int, rng: np.random.Generator) -> n
 
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write through a temporary file and os.replace: an interrupted run never leaves a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write through a temporary file and a rename: an interrupted run never leaves a half-written file."""
+    with atomic_write(path, "wb") as handle:
+        write(handle)
 
 
 def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"best: --decoder beam_lm --beam-width {best.beam_width} --alpha {best.alpha} --beta {best.beta} "
           f"(WER {best.wer:.2%})")
     if args.out:
-        from asr.data import atomic_write
+        from asr.utils import atomic_write
 
         with atomic_write(args.out) as handle:
             json.dump({"settings": [asdict(r) for r in results], "best": asdict(best)}, handle, indent=2)

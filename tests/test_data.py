@@ -16,7 +16,6 @@ from asr.data import (
     ManifestError,
     Utterance,
     ValidationRules,
-    atomic_write,
     load_features,
     read_manifest,
     speaker_disjoint_split,
@@ -24,6 +23,7 @@ from asr.data import (
     write_manifest,
 )
 from asr.text import Alphabet
+from asr.utils import atomic_path, atomic_write
 
 RATE = 16_000
 
@@ -150,6 +150,20 @@ def test_atomic_write_keeps_the_old_file_when_the_block_raises(tmp_path):
         handle.write("new contents\n")
     assert target.read_text() == "new contents\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
+def test_atomic_path_for_writers_that_need_an_extension(tmp_path):
+    target = tmp_path / "arrays" / "x.npy"
+    with atomic_path(target, ".npy") as temporary:
+        assert temporary.name.endswith(".npy") and temporary.parent == target.parent
+        np.save(temporary, np.arange(3))
+        assert not target.exists()  # not visible until the block succeeds
+    assert np.load(target).tolist() == [0, 1, 2]
+    with pytest.raises(RuntimeError, match="boom"), atomic_path(target, ".npy") as temporary:
+        np.save(temporary, np.arange(5))
+        raise RuntimeError("boom")
+    assert np.load(target).tolist() == [0, 1, 2]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["x.npy"]  # no temporary left behind
 
 
 def test_atomic_write_binary_and_new_folders(tmp_path):

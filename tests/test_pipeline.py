@@ -65,7 +65,7 @@ def test_bucketing_reduces_padding(corpus):
 
     cfg = config()
     with_buckets = padding(make_dataset(corpus, cfg, training=True))
-    without = padding(make_dataset(corpus, cfg, training=True, bucketing=False))
+    without = padding(make_dataset(corpus, config("data.bucketing=false"), training=True))
     assert with_buckets < without
     assert with_buckets < 0.15
 
@@ -91,12 +91,23 @@ def test_resume_skips_exactly_the_batches_already_seen(corpus):
     assert resumed == full[3:]
 
 
-def test_frames_budget_gives_smaller_batches_for_longer_audio(corpus):
-    cfg = config("data.max_frames_per_batch=600", "data.batch_size=8")
+@pytest.mark.parametrize("bucketing", ["true", "false"])
+def test_frames_budget_gives_smaller_batches_for_longer_audio(corpus, bucketing):
+    cfg = config("data.max_frames_per_batch=600", "data.batch_size=8", f"data.bucketing={bucketing}")
     batches = collect(make_dataset(corpus, cfg, training=False))
     for batch in batches:
         assert batch["features"].shape[0] * batch["features"].shape[1] <= 600 or batch["features"].shape[0] == 1
     assert max(b["features"].shape[0] for b in batches) > min(b["features"].shape[0] for b in batches)
+
+
+@pytest.mark.parametrize("bucketing", ["true", "false"])
+def test_steps_per_epoch_is_what_the_dataset_yields(corpus, bucketing):
+    # Before, the trainer planned with bucketing on whatever the config said, so with bucketing off and a frame
+    # budget fit() waited for batches the dataset never made.
+    cfg = config("data.max_frames_per_batch=600", "data.batch_size=8", f"data.bucketing={bucketing}")
+    assert len(collect(make_dataset(corpus, cfg, training=True))) == steps_per_epoch(corpus, cfg)
+    assert len(collect(make_dataset(corpus, cfg, training=True, epochs=2, shard=(1, 2)))) == \
+        2 * steps_per_epoch(corpus, cfg, workers=2)
 
 
 def test_spec_augment_masks_only_real_frames():

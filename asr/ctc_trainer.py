@@ -1,0 +1,86 @@
+"""The training wrapper: CTC on true label and output lengths, with unusable losses zeroed and counted."""
+
+from __future__ import annotations
+
+from asr.backend import keras, tf
+from asr.text import BLANK_INDEX
+
+
+class CTCTrainer(keras.Model):
+    """Wraps the network for `fit`: CTC on true label and output lengths, non-finite losses zeroed."""
+
+    def __init__(self, network: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.unusable_tracker = keras.metrics.Sum(name="unusable")  # non-finite losses and infeasible labels
+        self.built = True  # the wrapped functional network is built; this wrapper adds no weights of its own
+
+    def call(self, inputs, training=False):
+        return self.network(inputs, training=training)
+
+    @tf.function(reduce_retracing=True)
+    def predict_with_loss(self, batch):
+        """Logits, output lengths and each utterance's CTC loss, for `asr.pipeline.predict_rows`."""
+        outputs = self.network({"features": batch["features"], "feature_lengths": batch["feature_lengths"]},
+                               training=False)
+        loss = keras.ops.ctc_loss(batch["labels"], outputs["logits"], batch["label_lengths"],
+                                  outputs["output_lengths"], mask_index=BLANK_INDEX)
+        return {"logits": outputs["logits"], "output_lengths": outputs["output_lengths"], "loss": loss}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.unusable_tracker]
+
+    def ctc_losses(self, batch, training: bool):
+        """Per-utterance CTC losses with unusable ones set to 0, and how many there were.
+
+        Unusable: non-finite, or a label that cannot fit its output frames. TensorFlow's CPU kernel returns a
+        large *finite* loss for the latter rather than inf, so feasibility is checked directly.
+        """
+        outputs = self.network({"features": batch["features"], "feature_lengths": batch["feature_lengths"]},
+                               training=training)
+        # keras.ops.ctc_loss takes logits and true lengths on both sides; our blank is index 0, as its default.
+        losses = keras.ops.ctc_loss(batch["labels"], outputs["logits"], batch["label_lengths"],
+                                    outputs["output_lengths"], mask_index=BLANK_INDEX)
+        usable = tf.math.is_finite(losses) & (ctc_min_frames_tf(batch["labels"], batch["label_lengths"])
+                                              <= tf.cast(outputs["output_lengths"], tf.int32))
+        return tf.where(usable, losses, 0.0), tf.reduce_sum(tf.cast(~usable, tf.float32))
+
+    def train_step(self, data):
+        batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)  # fit passes the dict; train_on_batch a tuple
+        with tf.GradientTape() as tape:
+            losses, unusable = self.ctc_losses(batch, training=True)
+            kept = tf.maximum(tf.cast(tf.size(losses), tf.float32) - unusable, 1.0)
+            loss = tf.reduce_sum(losses) / kept
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = self.optimizer.scale_loss(loss / replicas)
+        variables = self.network.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        gradients = [tf.where(tf.math.is_finite(g), g, tf.zeros_like(g)) for g in gradients]
+        self.optimizer.apply(gradients, variables)
+        self.loss_tracker.update_state(loss)
+        self.unusable_tracker.update_state(unusable)
+        return self._logs()
+
+    def _logs(self) -> dict:
+        logs = {m.name: m.result() for m in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3.15 averages logs across workers with reduce(axis=0), which needs a dimension to reduce.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
+    def test_step(self, data):
+        batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        losses, unusable = self.ctc_losses(batch, training=False)
+        self.loss_tracker.update_state(tf.reduce_mean(losses))
+        self.unusable_tracker.update_state(unusable)
+        return self._logs()
+
+
+def ctc_min_frames_tf(labels: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+    """`asr.text.ctc_min_frames` for a padded batch: label length plus one blank per repeated pair."""
+    labels, lengths = tf.cast(labels, tf.int32), tf.cast(lengths, tf.int32)
+    inside = tf.sequence_mask(lengths, tf.shape(labels)[1])
+    repeats = (labels[:, 1:] == labels[:, :-1]) & inside[:, 1:]
+    return lengths + tf.reduce_sum(tf.cast(repeats, tf.int32), axis=1)
