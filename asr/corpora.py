@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +26,8 @@ from asr.data import (
     Utterance,
     ValidationRules,
     atomic_write,
+    check,
     read_manifest,
-    validate,
     write_manifest,
 )
 
@@ -50,12 +50,17 @@ class PrepareSummary:
     hours: float
     speakers: int
     reasons: Counter
+    unemittable: Counter = field(default_factory=Counter)  # kept rows the model cannot output (purpose eval)
 
     def describe(self) -> str:
         audio = f"{self.hours:.2f} h" if self.hours >= 1 else f"{self.hours * 60:.1f} min"
         lines = [f"kept {self.kept} utterances ({audio}, {self.speakers} speakers), "
                  f"rejected {self.rejected}"]
         lines += [f"  {count:6d} × {reason}" for reason, count in self.reasons.most_common(10)]
+        if self.unemittable:
+            lines.append(f"kept {sum(self.unemittable.values())} the model cannot emit even in principle "
+                         "(scored as errors by `asr evaluate`):")
+            lines += [f"  {count:6d} × {reason}" for reason, count in self.unemittable.most_common(10)]
         return "\n".join(lines)
 
 
@@ -68,16 +73,16 @@ def prepare(format_name: str, source: str | Path, out: str | Path, rejects: str 
         raise CorpusError(f"{source}: corpus source does not exist")
     rules = rules or ValidationRules()
     if format_name == "an4":
-        rules = ValidationRules(rules.alphabet, rules.features, rules.subsampling, SPHINX_FRAMES_PER_SECOND)
+        rules = replace(rules, feature_frames_per_second=SPHINX_FRAMES_PER_SECOND)
     rejects = Path(rejects) if rejects else out.with_name(out.stem + ".rejects.jsonl")
     candidates = list(IMPORTERS[format_name](source, out))
     if not candidates:
         raise CorpusError(f"{source}: no utterances found for format {format_name!r}")
     with ThreadPoolExecutor(max_workers=workers) as pool:  # libsndfile releases the GIL while it reads
-        reasons = list(tqdm(pool.map(lambda u: validate(u, rules), candidates), total=len(candidates),
-                            desc=f"checking {source.name}", unit="utt", disable=not progress, file=sys.stderr))
-    kept = [u for u, reason in zip(candidates, reasons, strict=True) if reason is None]
-    rejected = [(u, reason) for u, reason in zip(candidates, reasons, strict=True) if reason is not None]
+        verdicts = list(tqdm(pool.map(lambda u: check(u, rules), candidates), total=len(candidates),
+                             desc=f"checking {source.name}", unit="utt", disable=not progress, file=sys.stderr))
+    kept = [u for u, verdict in zip(candidates, verdicts, strict=True) if verdict.reject is None]
+    rejected = [(u, v.reject) for u, v in zip(candidates, verdicts, strict=True) if v.reject is not None]
     write_manifest(out, kept)
     with atomic_write(rejects) as handle:
         for utterance, reason in rejected:
@@ -88,6 +93,7 @@ def prepare(format_name: str, source: str | Path, out: str | Path, rejects: str 
         kept=len(kept), rejected=len(rejected), hours=sum(u.duration for u in kept) / 3600,
         speakers=len({u.speaker for u in kept if u.speaker}),
         reasons=Counter(_reason_kind(r) for _, r in rejected),
+        unemittable=Counter(_reason_kind(v.unemittable) for v in verdicts if v.reject is None and v.unemittable),
     )
 
 
