@@ -222,7 +222,7 @@ def _close_word(words: list[Word], chars: list[str], runs: list[list[int]], prob
     # A character's evidence is its peak frame: CTC fires a character on a spike, and a held sound repeats
     # frames, so a plain frame mean weighs long characters more. The geometric mean over characters lets
     # one doubtful character pull its word down; it separated right from wrong words better than the frame
-    # mean on the bundled model's dev splits (BENCHMARKS.md, "Word confidence").
+    # mean on the bundled model's dev splits (BENCHMARKS.md, "Complete test sets and word confidence").
     peaks = np.array([probs[run, path[run]].max() for run in runs])
     confidence = float(np.clip(np.exp(np.log(np.maximum(peaks, MIN_PROBABILITY)).mean()), 0.0, 1.0))
     words.append(Word("".join(chars), runs[0][0] * frame_seconds, (runs[-1][-1] + 1) * frame_seconds, confidence))
