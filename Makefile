@@ -30,7 +30,7 @@ system-deps:
 # The bundled sample corpus through the bundled model: prepare (one file is broken on purpose, so `asr prepare`
 # exits 1 = "rows rejected and reported"), transcribe and score, print the report.
 demo: install
-	$(BIN)/asr prepare tsv asr/samples --out $(WORK)/demo/sample.jsonl --config asr/assets/default_model/config.yaml \
+	$(BIN)/asr prepare tsv asr/samples --out $(WORK)/demo/sample.jsonl --config asr/assets/default_model/config.yaml --purpose eval \
 	    --quiet || [ $$? -eq 1 ]
 	@echo "--- rejected rows:"; cat $(WORK)/demo/sample.rejects.jsonl
 	$(BIN)/asr transcribe asr/samples/audio --quiet || [ $$? -eq 1 ]

@@ -56,12 +56,15 @@ def _version() -> str:
 def _add_prepare(commands) -> None:
     from asr.config import SUBSAMPLING_FACTORS, ModelConfig
     from asr.corpora import AN4_FORMS, AN4_SUBSETS, IMPORTERS
+    from asr.data import PURPOSES
 
     parser = commands.add_parser(
         "prepare", help="import a corpus into a validated manifest",
         description="Import a corpus into a NeMo-style JSONL manifest. Rows that cannot be used (missing or "
                     "unreadable audio, empty text, characters outside the alphabet, a label too long for its "
-                    "audio at the given subsampling) go to the rejects file with their reason. Format an4 reads "
+                    "audio at the given subsampling) go to the rejects file with their reason. With --purpose "
+                    "eval only unreadable audio and empty text are rejected: a test set keeps every reference, "
+                    "and the rows the model cannot emit are kept and counted. Format an4 reads "
                     "the Sphinx layout (etc/an4_SUBSET.transcription and .fileids, with feat/ID.mfc features "
                     "or wav/ID.wav|.flac|.sph waveforms) or a waveform folder with a transcripts.tsv.")
     parser.add_argument("format", choices=sorted(IMPORTERS), help="layout of SOURCE")
@@ -74,6 +77,10 @@ def _add_prepare(commands) -> None:
     parser.add_argument("--subsampling", type=int, choices=SUBSAMPLING_FACTORS,
                         help=f"model time subsampling factor (default {ModelConfig.subsampling}, or the config's)")
     parser.add_argument("--alphabet", help="characters the model emits (default: space, a-z, apostrophe)")
+    parser.add_argument("--purpose", choices=PURPOSES, default="train",
+                        help="train: reject rows the model cannot learn from (outside the alphabet, label too "
+                             "long for CTC); eval: keep them, so `asr evaluate` scores every reference "
+                             "(default: %(default)s)")
     parser.add_argument("--workers", type=int, default=8, help="parallel file checks (default 8)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--subset", choices=AN4_SUBSETS,
@@ -118,7 +125,7 @@ def _validation_rules(args: argparse.Namespace):
         alphabet = Alphabet(args.alphabet)
     if args.subsampling:
         subsampling = args.subsampling
-    return ValidationRules(alphabet, features, subsampling)
+    return ValidationRules(alphabet, features, subsampling, purpose=getattr(args, "purpose", "train"))
 
 
 def _add_split(commands) -> None:
@@ -220,6 +227,10 @@ def _add_transcribe(commands) -> None:
     parser.add_argument("--format", choices=FORMATS, help="txt (path<TAB>text), jsonl (with word timings), srt, "
                                                          "vtt (default: from --out's extension, else txt)")
     parser.add_argument("--resume", action="store_true", help="skip inputs already transcribed in --out")
+    parser.add_argument("--min-confidence", type=float, metavar="X",
+                        help="jsonl only: mark each word with \"low_confidence\": true/false (confidence < X) and "
+                             "each row with its count \"low_confidence_words\", to flag transcripts for review; "
+                             "no word is removed")
     _add_decoding_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run_transcribe)
@@ -239,6 +250,8 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ARPA word n-gram; implies --decoder beam_lm (see pipelines/build_lm.py)")
     parser.add_argument("--alpha", type=float, help=f"LM weight (default: the model's, else {defaults.alpha})")
     parser.add_argument("--beta", type=float, help=f"word insertion bonus (default: the model's, else {defaults.beta})")
+    parser.add_argument("--raw-confidence", action="store_true",
+                        help="word confidences without the calibration in the model folder's decoding.yaml")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"windows per batch (default {BATCH_SIZE})")
     parser.add_argument("--window", type=float, default=WINDOW_SECONDS,
                         help=f"seconds of audio decoded at once (default {WINDOW_SECONDS:g})")
@@ -258,11 +271,16 @@ def decoding_options(args: argparse.Namespace, model_defaults):
              "lm_path": str(args.lm) if args.lm else None}
     if args.lm and not args.decoder:
         given["decoder"] = "beam_lm"
+    if getattr(args, "raw_confidence", False):
+        given["confidence_temperature"], given["confidence_bias"] = 1.0, 0.0
     return replace(model_defaults, **{k: v for k, v in given.items() if v is not None})
 
 
 def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None, fmt: str):
-    """Load the model and decoder named by the decoding arguments and transcribe `paths`; returns the summary."""
+    """Load the model and decoder named by the decoding arguments and transcribe `paths`.
+
+    Returns (the summary, the model's config).
+    """
     from asr.decoding import DecoderError, make_decoder
     from asr.inference import ModelError, load_recognition_model
     from asr.outputs import OutputError, OutputWriter
@@ -272,11 +290,16 @@ def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None,
         raise UsageError(f"--overlap must be at least 0 and less than --window, got {args.overlap} and {args.window}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    min_confidence = getattr(args, "min_confidence", None)
+    if min_confidence is not None and not 0 <= min_confidence <= 1:
+        raise UsageError(f"--min-confidence must be between 0 and 1, got {min_confidence}")
+    if min_confidence is not None and fmt != "jsonl":
+        raise UsageError(f"--min-confidence marks words in jsonl output; the output format here is {fmt}")
     try:
         model = load_recognition_model(args.model)
         options = decoding_options(args, model.decoding)
         decoder = make_decoder(model.config.alphabet(), options)
-        writer = OutputWriter(out, fmt, paths, resume=args.resume)
+        writer = OutputWriter(out, fmt, paths, resume=args.resume, min_confidence=min_confidence)
     except (ModelError, DecoderError, OutputError) as error:
         raise UsageError(error) from None
     try:
@@ -294,7 +317,7 @@ def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None,
     finally:
         writer.close()
     print(summary.describe(), file=sys.stderr)
-    return summary
+    return summary, model.config
 
 
 def _run_transcribe(args: argparse.Namespace) -> int:
@@ -307,7 +330,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         paths = expand_inputs(args.inputs)
     except ValueError as error:
         raise UsageError(error) from None
-    summary = _transcribe_to(args, paths, args.out, fmt)
+    summary, _ = _transcribe_to(args, paths, args.out, fmt)
     return EXIT_PARTIAL if summary.failed else EXIT_OK
 
 
@@ -318,7 +341,9 @@ def _add_evaluate(commands) -> None:
         "evaluate", help="transcribe a manifest and write a WER/CER report",
         description="Transcribe every row of MANIFEST (as `asr transcribe` would) into REPORT_DIR/transcripts.jsonl "
                     "and score it against the manifest's text (as `asr score` would): report.json, report.md, "
-                    "report.html in REPORT_DIR.")
+                    "report.html in REPORT_DIR. Every row is scored; the report counts the references the "
+                    "model cannot emit even in principle, and measures how well word confidences predict "
+                    "errors (AUROC, ECE, reliability diagram).")
     parser.add_argument("--manifest", type=Path, required=True, help="reference manifest with audio and text")
     parser.add_argument("--model", type=Path, help="run directory, .keras file or exported SavedModel "
                                                     "(default: the bundled model)")
@@ -331,20 +356,21 @@ def _add_evaluate(commands) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from asr.data import ManifestError, read_manifest
+    from asr.data import ManifestError, ValidationRules, read_manifest
     from asr.report import run_score
 
     try:
-        paths = [row.audio_filepath for row in read_manifest(args.manifest) if row.audio_filepath]
+        # Each file once: rows sharing a recording are all scored against its one transcript.
+        paths = list(dict.fromkeys(row.audio_filepath for row in read_manifest(args.manifest) if row.audio_filepath))
     except ManifestError as error:
         raise UsageError(error) from None
     if not paths:
         raise UsageError(f"{args.manifest}: no rows with audio_filepath to transcribe")
     args.report.mkdir(parents=True, exist_ok=True)
     transcripts = args.report / "transcripts.jsonl"
-    _transcribe_to(args, paths, transcripts, "jsonl")
+    _, config = _transcribe_to(args, paths, transcripts, "jsonl")
     args.ref, args.hyp = str(args.manifest), str(transcripts)
-    return run_score(args)
+    return run_score(args, ValidationRules.for_model(config, purpose="eval"))
 
 
 def _add_score(commands) -> None:

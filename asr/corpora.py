@@ -14,7 +14,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -28,8 +28,8 @@ from asr.data import (
     Utterance,
     ValidationRules,
     atomic_write,
+    check,
     read_manifest,
-    validate,
     write_manifest,
 )
 
@@ -60,6 +60,7 @@ class PrepareSummary:
     speakers: int
     reasons: Counter
     source_form: str = ""  # what was read, where a format offers a choice (AN4: features or waveforms)
+    unemittable: Counter = field(default_factory=Counter)  # kept rows the model cannot output (purpose eval)
 
     def describe(self) -> str:
         audio = f"{self.hours:.2f} h" if self.hours >= 1 else f"{self.hours * 60:.1f} min"
@@ -68,6 +69,10 @@ class PrepareSummary:
         if self.source_form:
             lines.append(f"  read {self.source_form}")
         lines += [f"  {count:6d} × {reason}" for reason, count in self.reasons.most_common(10)]
+        if self.unemittable:
+            lines.append(f"kept {sum(self.unemittable.values())} the model cannot emit even in principle "
+                         "(scored as errors by `asr evaluate`):")
+            lines += [f"  {count:6d} × {reason}" for reason, count in self.unemittable.most_common(10)]
         return "\n".join(lines)
 
 
@@ -95,10 +100,10 @@ def prepare(format_name: str, source: str | Path, out: str | Path, rejects: str 
     if not candidates:
         raise CorpusError(f"{source}: no utterances found for format {format_name!r}")
     with ThreadPoolExecutor(max_workers=workers) as pool:  # libsndfile releases the GIL while it reads
-        reasons = list(tqdm(pool.map(lambda u: validate(u, rules), candidates), total=len(candidates),
-                            desc=f"checking {source.name}", unit="utt", disable=not progress, file=sys.stderr))
-    kept = [u for u, reason in zip(candidates, reasons, strict=True) if reason is None]
-    rejected = [(u, reason) for u, reason in zip(candidates, reasons, strict=True) if reason is not None]
+        verdicts = list(tqdm(pool.map(lambda u: check(u, rules), candidates), total=len(candidates),
+                             desc=f"checking {source.name}", unit="utt", disable=not progress, file=sys.stderr))
+    kept = [u for u, verdict in zip(candidates, verdicts, strict=True) if verdict.reject is None]
+    rejected = [(u, v.reject) for u, v in zip(candidates, verdicts, strict=True) if v.reject is not None]
     write_manifest(out, kept)
     with atomic_write(rejects) as handle:
         for utterance, reason in rejected:
@@ -109,6 +114,7 @@ def prepare(format_name: str, source: str | Path, out: str | Path, rejects: str 
         kept=len(kept), rejected=len(rejected), hours=sum(u.duration for u in kept) / 3600,
         speakers=len({u.speaker for u in kept if u.speaker}),
         reasons=Counter(_reason_kind(r) for _, r in rejected), source_form=source_form,
+        unemittable=Counter(_reason_kind(v.unemittable) for v in verdicts if v.reject is None and v.unemittable),
     )
 
 

@@ -23,6 +23,7 @@ from asr.text import Alphabet, ctc_min_frames, normalize_text
 from asr.utils import atomic_write
 
 IMPORT_ERROR = "import_error"
+PURPOSES = ("train", "eval")  # what a prepared manifest is for: see ValidationRules
 
 
 class ManifestError(ValueError):
@@ -121,51 +122,107 @@ def _relative(filepath: str, base: Path) -> str:
 
 @dataclass(frozen=True)
 class ValidationRules:
-    """What makes an utterance usable for a model with this front end, alphabet and subsampling."""
+    """What makes an utterance usable for a model with this front end, alphabet and subsampling.
+
+    `purpose` "train" (the default) rejects rows the model cannot learn from; "eval" keeps every row whose
+    audio decodes and whose text is non-empty, because a test set must score every reference it was given:
+    a reference the model cannot emit (characters outside its alphabet, or a label needing more CTC frames
+    than its audio gives) is kept, and counted, rather than dropped from the WER.
+    """
 
     alphabet: Alphabet = Alphabet()
     features: FeatureConfig = FeatureConfig()
     subsampling: int = ModelConfig.subsampling
     feature_frames_per_second: float | None = None  # for precomputed features; default: the front end's
+    purpose: str = "train"  # one of PURPOSES
+
+    def __post_init__(self) -> None:
+        if self.purpose not in PURPOSES:
+            raise ValueError(f"purpose must be one of {', '.join(PURPOSES)}, got {self.purpose!r}")
+
+    @classmethod
+    def for_model(cls, config, purpose: str = "train") -> ValidationRules:
+        """The rules of a model's `asr.config.Config`: its alphabet, front end and time subsampling."""
+        return cls(config.alphabet(), config.features, config.model.subsampling, purpose=purpose)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of checking one row: `reject` drops it; `unemittable` says the model cannot output its text."""
+
+    reject: str | None = None
+    unemittable: str | None = None
 
 
 def validate(utterance: Utterance, rules: ValidationRules) -> str | None:
     """Check one utterance and fill in its normalised text and true duration. Returns a reason to reject it."""
+    return check(utterance, rules).reject
+
+
+def check(utterance: Utterance, rules: ValidationRules) -> Verdict:
+    """`validate` with the reason a kept row cannot be emitted (only ever set for purpose "eval")."""
     if IMPORT_ERROR in utterance.extra:  # an importer could not even convert this row
-        return str(utterance.extra.pop(IMPORT_ERROR))
+        return Verdict(str(utterance.extra.pop(IMPORT_ERROR)))
     try:
-        frames = _count_frames(utterance, rules)
+        frames, utterance.duration = read_length(utterance, rules)
     except AudioError as error:
-        return error.reason  # the rejects row names the file already
+        return Verdict(error.reason)  # the rejects row names the file already
     except ManifestError as error:
-        return str(error).removeprefix(f"{utterance.source}: ")
+        return Verdict(str(error).removeprefix(f"{utterance.source}: "))
     if utterance.original_text is None:
         utterance.original_text = utterance.text
     utterance.text = normalize_text(utterance.text)
     if not utterance.text:
-        return f"empty text after normalisation (was {utterance.original_text!r})"
-    unknown = rules.alphabet.unknown_characters(utterance.text)
+        return Verdict(f"empty text after normalisation (was {utterance.original_text!r})")
+    problem = emission_problem(utterance.text, frames, rules)
+    if problem is None:
+        return Verdict()
+    return Verdict(unemittable=problem) if rules.purpose == "eval" else Verdict(problem)
+
+
+def emission_problem(text: str, frames: int, rules: ValidationRules) -> str | None:
+    """Why a model under `rules` cannot output normalised `text` from `frames` feature frames, or None.
+
+    Training cannot use such a row (its CTC loss is infinite); a test set keeps it, as a certain error.
+    """
+    unknown = rules.alphabet.unknown_characters(text)
     if unknown:
         return f"characters outside the alphabet: {''.join(sorted(unknown))!r}"
     output_frames = subsampled_length(frames, rules.subsampling)
-    needed = ctc_min_frames(utterance.text)
+    needed = ctc_min_frames(text)
     if needed > output_frames:
         return (f"label too long for its audio: {needed} CTC frames needed, {output_frames} available "
                 f"({frames} feature frames at subsampling {rules.subsampling})")
     return None
 
 
-def _count_frames(utterance: Utterance, rules: ValidationRules) -> int:
+def infeasible_references(rows: Iterable[Utterance], rules: ValidationRules) -> list[str | None]:
+    """Per row, why a model under `rules` cannot emit its normalised text even in principle, or None.
+
+    A row whose audio cannot be read gets None: transcribing it fails, and the report counts it as failed.
+    """
+    verdicts: list[str | None] = []
+    for row in rows:
+        text = normalize_text(row.text)
+        try:
+            frames, _ = read_length(row, rules)
+        except (AudioError, ManifestError):
+            frames = None
+        verdicts.append(emission_problem(text, frames, rules) if text and frames is not None else None)
+    return verdicts
+
+
+def read_length(utterance: Utterance, rules: ValidationRules) -> tuple[int, float]:
+    """(feature frames, seconds) of the utterance's audio or features; a full decode, so it checks them too."""
     if utterance.feature_filepath:
         array = load_features(utterance.feature_filepath)
         rate = rules.feature_frames_per_second or rules.features.frames_per_second
-        utterance.duration = array.shape[0] / rate
-        return array.shape[0]
+        return array.shape[0], array.shape[0] / rate
     if not utterance.audio_filepath:
         raise ManifestError("no audio_filepath or feature_filepath")
     samples, file_rate = read_audio(utterance.audio_filepath)  # a full decode: headers hide truncated bodies
-    utterance.duration = len(samples) / file_rate
-    return rules.features.frames_for(utterance.duration)
+    duration = len(samples) / file_rate
+    return rules.features.frames_for(duration), duration
 
 
 def load_features(path: str | Path) -> np.ndarray:

@@ -28,10 +28,11 @@ class OutputError(ValueError):
 
 
 class OutputWriter:
-    def __init__(self, out: Path | None, fmt: str, inputs: list[str], resume: bool = False):
+    def __init__(self, out: Path | None, fmt: str, inputs: list[str], resume: bool = False,
+                 min_confidence: float | None = None):
         if fmt not in FORMATS:
             raise OutputError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-        self.fmt, self.out = fmt, out
+        self.fmt, self.out, self.min_confidence = fmt, out, min_confidence
         self.folder = out is not None and (out.is_dir() or str(out).endswith(os.sep) or
                                            (fmt in ("srt", "vtt") and len(inputs) > 1))
         if out is None and fmt in ("srt", "vtt"):
@@ -59,6 +60,8 @@ class OutputWriter:
         return path in self.done
 
     def write(self, row: dict) -> None:
+        if self.min_confidence is not None:
+            row = flag_low_confidence(row, self.min_confidence)
         if self.folder:
             self._write_to_folder(row)
         elif self.out is None:
@@ -91,6 +94,17 @@ class OutputWriter:
         if self.handle is not None:
             self.handle.close()
             self.handle = None
+
+
+def flag_low_confidence(row: dict, threshold: float) -> dict:
+    """The row with `low_confidence` on each word (confidence < threshold) and their count on the row.
+
+    A flag, not a filter: every word stays, so the transcript and its timings are unchanged.
+    """
+    if "words" not in row:
+        return row  # a failed input
+    words = [{**word, "low_confidence": word["confidence"] < threshold} for word in row["words"]]
+    return {**row, "words": words, "low_confidence_words": sum(word["low_confidence"] for word in words)}
 
 
 def render_line(row: dict, fmt: str) -> str:

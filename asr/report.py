@@ -15,13 +15,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from asr import compare, scoring
+from asr import compare, confidence, scoring
 from asr.compare import Comparison, Paired
-from asr.data import ManifestError, read_manifest
+from asr.config import ConfigError, load_config
+from asr.data import ManifestError, ValidationRules, infeasible_references, read_manifest
 from asr.scoring import ScoreResult, UtteranceScore
 from asr.utils import atomic_write
 
 REPORT_SCHEMA = 1
+UNSET = object()  # "not computed yet", as opposed to None ("no word confidences")
 JSON_NAME, MD_NAME, HTML_NAME = "report.json", "report.md", "report.html"
 MAX_HTML_UTTERANCES = 1000  # keeps the page usable in a browser; report.json has every row
 MAX_PLOTTED_SPEAKERS = 40
@@ -55,7 +57,8 @@ def _p(value: float | None, n_resamples: int) -> str:
     return f"< {1 / n_resamples:.4g}" if value == 0 else f"{value:.4f}"
 
 
-def report_json(result: ScoreResult, comparison: Comparison | None = None) -> dict:
+def report_json(result: ScoreResult, comparison: Comparison | None = None, words: object = UNSET) -> dict:
+    """`words`: the confidence section if already computed (its bootstrap is the slow part)."""
     errors = result.frequent_errors()
     return {
         "schema": REPORT_SCHEMA,
@@ -67,10 +70,13 @@ def report_json(result: ScoreResult, comparison: Comparison | None = None) -> di
             "sentence_errors": result.sentence_errors, "words": result.words.to_json(),
             "chars": result.chars.to_json(), "failed": len(result.failed), "missing": len(result.missing),
             "unmatched_hypotheses": len(result.unmatched_hypotheses),
+            # References the model cannot emit even in principle; null when not checked (`asr score`).
+            "infeasible_references": None if result.infeasible is None else len(result.infeasible),
         },
         "bootstrap": {"resamples": result.n_resamples, "seed": result.seed, "confidence": scoring.CONFIDENCE,
                       "method": scoring.BOOTSTRAP_METHOD},
         "notes": result.notes,
+        "confidence": confidence_section(result) if words is UNSET else words,
         "by_duration": scoring.by_duration(result),
         "by_speaker": scoring.by_speaker(result),
         "errors": {
@@ -100,7 +106,14 @@ def _summary_rows(result: ScoreResult) -> list[tuple[str, str, str]]:
         ("Failed inputs (scored as empty)", str(len(result.failed)), ""),
         ("References without hypothesis (scored as empty)", str(len(result.missing)), ""),
         ("Hypothesis rows without reference (not scored)", str(len(result.unmatched_hypotheses)), ""),
+        ("References the model cannot emit (scored)",
+         "not checked" if result.infeasible is None else str(len(result.infeasible)), ""),
     ]
+
+
+def confidence_section(result: ScoreResult) -> dict | None:
+    """AUROC, ECE and reliability bins of the hypothesis word confidences (None if the transcripts had none)."""
+    return confidence.summarize(confidence.word_outcomes(result.utterances), result.n_resamples, result.seed)
 
 
 def _inputs_rows(result: ScoreResult) -> list[tuple[str, str]]:
@@ -147,7 +160,7 @@ def md_alignment(chunks: list[dict]) -> str:
     return " ".join(parts)
 
 
-def render_markdown(result: ScoreResult, comparison: Comparison | None = None) -> str:
+def render_markdown(result: ScoreResult, comparison: Comparison | None = None, words: object = UNSET) -> str:
     out = ["# ASR score report", ""]
     out += _md_table(["Input", "Value"], _inputs_rows(result))
     out += ["## Summary", ""] + _md_table(["Metric", "Value", "95% CI"], _summary_rows(result))
@@ -157,6 +170,11 @@ def render_markdown(result: ScoreResult, comparison: Comparison | None = None) -
                 f"{comparison.common} common utterances. Delta = this - other.", ""]
         out += _md_table(["Metric", "This", "Other", "Delta"], _comparison_rows(comparison))
         out += [f"Method: {scoring.PAIRED_METHOD}.", ""] + [f"- {_md(n)}" for n in comparison.notes] + [""]
+    section = confidence_section(result) if words is UNSET else words
+    if section:
+        summary, bins = confidence.report_rows(section)
+        out += ["## Word confidence", ""] + _md_table(["Metric", "Value"], summary)
+        out += _md_table(["Confidence bin", "Words", "Mean confidence", "Accuracy"], bins)
     tables = {"WER by duration": scoring.by_duration(result), "WER by speaker": scoring.by_speaker(result)}
     for title, table in tables.items():
         if table:
@@ -254,13 +272,14 @@ def _plot_section(title: str, table: dict[str, dict], horizontal: bool, limit: i
     return f'<h2>{_esc(title)}</h2><img alt="{_esc(title)}" src="data:image/png;base64,{png}">{note}'
 
 
-def render_html(result: ScoreResult, comparison: Comparison | None = None) -> str:
+def render_html(result: ScoreResult, comparison: Comparison | None = None, words: object = UNSET) -> str:
     body = ["<h1>ASR score report</h1>", _html_table(["Input", "Value"], _inputs_rows(result)),
             "<h2>Summary</h2>", _html_table(["Metric", "Value", "95% CI"], _summary_rows(result), (1,)),
             "<ul>" + "".join(f"<li>{_esc(n)}</li>" for n in result.notes) + "</ul>",
             # Plots come first so they are on screen when the page opens.
             _plot_section("WER by utterance duration", scoring.by_duration(result), horizontal=False),
-            _plot_section("WER by speaker", scoring.by_speaker(result), True, MAX_PLOTTED_SPEAKERS)]
+            _plot_section("WER by speaker", scoring.by_speaker(result), True, MAX_PLOTTED_SPEAKERS),
+            _confidence_html(confidence_section(result) if words is UNSET else words)]
     if comparison:
         body += ["<h2>Comparison</h2>",
                  f"<p>This: <code>{_esc(comparison.this_name)}</code>; other: "
@@ -292,6 +311,16 @@ def render_html(result: ScoreResult, comparison: Comparison | None = None) -> st
             "<body>\n" + "\n".join(part for part in body if part) + "\n</body></html>\n")
 
 
+def _confidence_html(section: dict | None) -> str:
+    if section is None:
+        return ""
+    summary, bins = confidence.report_rows(section)
+    return ("<h2>Word confidence</h2>" + f'<p class="note">{_esc(confidence.METHOD)}.</p>'
+            + f'<img alt="Reliability diagram" src="data:image/png;base64,{confidence.reliability_png(section)}">'
+            + _html_table(["Metric", "Value"], summary)
+            + _html_table(["Confidence bin", "Words", "Mean confidence", "Accuracy"], bins, (1, 2, 3)))
+
+
 def _worst_table(worst: list[UtteranceScore]) -> str:
     rows = "".join(f"<tr><td><code>{_esc(u.audio_filepath)}</code></td><td class=\"num\">{_pct(u.words.rate)}"
                    f"</td><td class=\"num\">{u.words.substitutions}/{u.words.deletions}/{u.words.insertions}"
@@ -319,11 +348,12 @@ def write_reports(result: ScoreResult, report_dir: str | Path,
     if isinstance(compare_with, str | Path):
         comparison = compare.compare(result, compare.load_report(compare_with), str(compare_with))
     report_dir = Path(report_dir)
-    data = json.dumps(report_json(result, comparison), indent=2, ensure_ascii=False, allow_nan=False)
+    words = confidence_section(result)
+    data = json.dumps(report_json(result, comparison, words), indent=2, ensure_ascii=False, allow_nan=False)
     renderers: dict[str, tuple[str, Callable[[], str]]] = {
         "json": (JSON_NAME, lambda: data + "\n"),
-        "md": (MD_NAME, lambda: render_markdown(result, comparison)),
-        "html": (HTML_NAME, lambda: render_html(result, comparison)),
+        "md": (MD_NAME, lambda: render_markdown(result, comparison, words)),
+        "html": (HTML_NAME, lambda: render_html(result, comparison, words)),
     }
     paths = {}
     for kind, (name, render) in renderers.items():
@@ -342,6 +372,10 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
                              "or 'error' for a failed input); relative paths resolve against its folder")
     parser.add_argument("--report", required=True, metavar="REPORT_DIR",
                         help="folder for report.json, report.md and report.html (created if missing)")
+    parser.add_argument("--config", metavar="CONFIG.yaml",
+                        help="the model's config.yaml: count the references it cannot emit even in principle "
+                             "(characters outside its alphabet, labels too long for CTC); without it the count "
+                             "is reported as unknown")
     add_report_options(parser)
 
 
@@ -361,8 +395,11 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
                         help="random seed of the bootstrap (default: %(default)s)")
 
 
-def run_score(args: argparse.Namespace) -> int:
-    """0: scored every row; 1: report written but some rows were unmatched or failed; 2: unusable input."""
+def run_score(args: argparse.Namespace, rules: ValidationRules | None = None) -> int:
+    """0: scored every row; 1: report written but some rows were unmatched or failed; 2: unusable input.
+
+    `rules` (or `--config`) are the model's: with them the report counts references it cannot emit.
+    """
     report_dir = Path(args.report)
     if args.bootstrap < 0:
         return _usage_error("--bootstrap must be 0 or more")
@@ -372,10 +409,15 @@ def run_score(args: argparse.Namespace) -> int:
         refs = _read(read_manifest, args.ref)
         hyps = _read(scoring.read_hypotheses, args.hyp)
         other = _read(compare.load_report, args.compare) if args.compare else None
+        if rules is None and getattr(args, "config", None):
+            rules = ValidationRules.for_model(load_config(args.config))
     except ManifestError as error:
         return _usage_error(str(error))
+    except ConfigError as error:
+        return _usage_error(f"--config: {error}")
+    infeasible = infeasible_references(refs, rules) if rules is not None else None
     result = scoring.score(refs, hyps, args.normalizer, n_resamples=args.bootstrap, seed=args.seed,
-                   ref_path=str(args.ref), hyp_path=str(args.hyp))
+                           ref_path=str(args.ref), hyp_path=str(args.hyp), infeasible=infeasible)
     comparison = compare.compare(result, other, str(args.compare)) if other is not None else None
     try:
         paths = write_reports(result, report_dir, comparison)
@@ -408,6 +450,8 @@ def summary_text(result: ScoreResult, comparison: Comparison | None, paths: dict
     if not result.complete:
         lines.append(f"{len(result.failed)} failed, {len(result.missing)} references without hypothesis, "
                      f"{len(result.unmatched_hypotheses)} hypothesis rows without reference (see the report)")
+    if result.infeasible:
+        lines.append(f"{len(result.infeasible)} reference(s) the model cannot emit even in principle (scored)")
     if comparison:
         delta = _delta_text(comparison.words, comparison.n_resamples)
         lines.append(f"vs {comparison.other_name}: WER delta {delta}, {comparison.common} common utterances")

@@ -23,6 +23,7 @@ from pathlib import Path
 import jiwer
 import numpy as np
 
+from asr.confidence import token_confidences, word_confidence_pairs
 from asr.data import ManifestError, Utterance, iter_jsonl
 from asr.text import normalize_text
 
@@ -84,6 +85,7 @@ class Hypothesis:
     text: str | None
     error: str | None = None
     line: int = 0
+    words: list[tuple[str, float]] | None = None  # (word, confidence) from an `asr transcribe` JSONL row
 
 
 @dataclass
@@ -98,6 +100,8 @@ class UtteranceScore:
     chars: Counts
     alignment: list[dict] = field(default_factory=list)
     error: str | None = None
+    word_confidences: list[float] | None = None  # one per hypothesis word, when the transcript had them
+    infeasible: str | None = None  # why the model cannot emit this reference at all (if that was checked)
 
     def to_json(self, with_alignment: bool = False) -> dict:
         row = {
@@ -105,6 +109,7 @@ class UtteranceScore:
             "hypothesis": self.hypothesis, "duration": self.duration, "speaker": self.speaker,
             "wer": self.words.rate, "cer": self.chars.rate,
             "words": self.words.to_json(), "chars": self.chars.to_json(), "error": self.error,
+            "infeasible": self.infeasible,
         }
         if with_alignment:
             row["alignment"] = self.alignment
@@ -129,6 +134,12 @@ class ScoreResult:
     notes: list[str]
     ref_path: str | None = None
     hyp_path: str | None = None
+    feasibility_checked: bool = False  # whether references were checked against the model (`asr evaluate`)
+
+    @property
+    def infeasible(self) -> list[UtteranceScore] | None:
+        """References the model could not emit even in principle; None when that is unknown."""
+        return [u for u in self.utterances if u.infeasible] if self.feasibility_checked else None
 
     @property
     def wer(self) -> float | None:
@@ -196,7 +207,7 @@ def hypothesis_from_row(data: object, base: Path, where: str, line: int = 0) -> 
     audio = Path(data["audio_filepath"])
     resolved = audio if audio.is_absolute() else base / audio
     return Hypothesis(_resolve(str(resolved)), text if error is None else None,
-                      None if error is None else str(error), line)
+                      None if error is None else str(error), line, word_confidence_pairs(data.get("words")))
 
 
 def _resolve(path: str) -> str:
@@ -275,8 +286,15 @@ def _from_chunks(ref: list[str], hyp: list[str], chunks: Iterable) -> tuple[Coun
 
 def score(refs: Sequence[Utterance], hyps: Sequence[Hypothesis | dict], normalizer: str = "default", *,
           n_resamples: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED, hyp_base: Path | None = None,
-          ref_path: str | None = None, hyp_path: str | None = None) -> ScoreResult:
-    """Score hypotheses (rows of `asr transcribe` output) against reference utterances."""
+          ref_path: str | None = None, hyp_path: str | None = None,
+          infeasible: Sequence[str | None] | None = None) -> ScoreResult:
+    """Score hypotheses (rows of `asr transcribe` output) against reference utterances.
+
+    `infeasible`, one per reference, says why the model cannot emit it (None: it can); leave it out when
+    the model is not known, and the report says the count is unknown.
+    """
+    if infeasible is not None and len(infeasible) != len(refs):
+        raise ValueError(f"{len(refs)} references but {len(infeasible)} feasibility verdicts")
     normalize = make_normalizer(normalizer)
     base = Path(hyp_base or ".")
     hyps = [h if isinstance(h, Hypothesis) else hypothesis_from_row(h, base, f"hypothesis row {i}", i)
@@ -290,9 +308,11 @@ def score(refs: Sequence[Utterance], hyps: Sequence[Hypothesis | dict], normaliz
         UtteranceScore(
             audio_filepath=_resolve(ref.audio_filepath or ref.source), reference=rt, hypothesis=ht,
             duration=float(ref.duration), speaker=ref.speaker, status=_status(hyp), words=w[0], chars=c[0],
-            alignment=w[1], error=hyp.error if hyp is not None else None)
-        for ref, hyp, rt, ht, w, c in zip(refs, matched, ref_texts, hyp_texts, word_scores, char_scores,
-                                          strict=True)
+            alignment=w[1], error=hyp.error if hyp is not None else None,
+            word_confidences=token_confidences(hyp.words, ht.split(), normalize) if hyp is not None else None,
+            infeasible=infeasible[i] if infeasible is not None else None)
+        for i, (ref, hyp, rt, ht, w, c) in enumerate(zip(refs, matched, ref_texts, hyp_texts, word_scores,
+                                                         char_scores, strict=True))
     ]
     words, chars = [u.words for u in utterances], [u.chars for u in utterances]
     result = ScoreResult(
@@ -300,7 +320,7 @@ def score(refs: Sequence[Utterance], hyps: Sequence[Hypothesis | dict], normaliz
         wer_ci=bootstrap_interval(*_counts_arrays(words), n_resamples, seed),
         cer_ci=bootstrap_interval(*_counts_arrays(chars), n_resamples, seed),
         n_resamples=n_resamples, seed=seed, match_method=method, unmatched_hypotheses=unmatched,
-        notes=[], ref_path=ref_path, hyp_path=hyp_path)
+        notes=[], ref_path=ref_path, hyp_path=hyp_path, feasibility_checked=infeasible is not None)
     result.notes = _notes(result)
     return result
 
@@ -340,6 +360,12 @@ def _notes(result: ScoreResult) -> list[str]:
         notes.append(f"{len(result.failed)} failed input(s), scored as empty hypotheses (deletions).")
     if result.unmatched_hypotheses:
         notes.append(f"{len(result.unmatched_hypotheses)} hypothesis row(s) without reference, not scored.")
+    if result.infeasible:
+        notes.append(f"{len(result.infeasible)} reference(s) the model cannot emit even in principle (outside "
+                     "its alphabet, or more CTC frames needed than the audio gives); scored like the others.")
+    elif result.infeasible is None:
+        notes.append("References were not checked against a model, so infeasible ones are not counted "
+                     "(`asr evaluate`, or `asr score --config`, counts them).")
     if result.match_method == MATCH_BASENAME:
         notes.append("No hypothesis path matched a reference path, so rows were matched by file name.")
     return notes

@@ -3,7 +3,8 @@
 #   1. synthesise the espeak-ng corpus (deterministic, seed 0);
 #   2. import synthetic, FSDD and Asterisk audio at 8 kHz against configs/default.yaml's rules;
 #   3. speaker-disjoint train/dev/test splits per corpus (Asterisk has one speaker: its split is by prompt);
-#   4. train configs/default.yaml;  5. evaluate each test split;  6. copy the model into asr/assets/.
+#   4. train configs/default.yaml;  5. calibrate word confidences on the FSDD and Asterisk dev splits
+#   (RUN_DIR/decoding.yaml);  6. evaluate each test split;  7. copy the model into asr/assets/.
 #   bash pipelines/default_model.sh [RUN_DIR]     (default runs/default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,9 +32,11 @@ if [ -f "$RUN/checkpoints/state.json" ]; then
 else
   "$BIN/asr" train --config "$CONFIG" --out "$RUN" --quiet
 fi
+"$BIN/python" pipelines/calibrate_confidence.py --model "$RUN" --write \
+    --manifest "$DATA/fsdd.dev.jsonl" "$DATA/asterisk.dev.jsonl"
 for corpus in synth fsdd asterisk; do
   "$BIN/asr" evaluate --manifest "$DATA/$corpus.test.jsonl" --model "$RUN" --report "reports/default/$corpus" --quiet
 done
 mkdir -p asr/assets/default_model
-cp "$RUN/model.keras" "$RUN/config.yaml" asr/assets/default_model/
+cp "$RUN/model.keras" "$RUN/config.yaml" "$RUN/decoding.yaml" asr/assets/default_model/
 echo "bundled: asr/assets/default_model ($(du -sh asr/assets/default_model | cut -f1))"

@@ -16,6 +16,8 @@ from asr.data import (
     ManifestError,
     Utterance,
     ValidationRules,
+    check,
+    infeasible_references,
     load_features,
     read_manifest,
     speaker_disjoint_split,
@@ -255,6 +257,35 @@ def test_validate_features_use_their_frame_rate(tmp_path):
     flat = tmp_path / "flat.npy"
     np.save(flat, np.zeros(10, dtype=np.float32))
     assert "[frames, dims]" in validate(Utterance(None, 0.0, "a", feature_filepath=str(flat)), ValidationRules())
+
+
+
+def test_eval_purpose_keeps_what_the_model_cannot_emit_and_says_why(tmp_path):
+    short = write_tone(tmp_path / "short.wav", 0.1)
+    ok = write_tone(tmp_path / "ok.wav", 1.0)
+    text = "this sentence is far too long for a tenth of a second"
+    train, evaluation = ValidationRules(), ValidationRules(purpose="eval")
+    assert check(Utterance(str(short), 0.0, text), train).reject.startswith("label too long")
+    verdict = check(Utterance(str(short), 0.0, text), evaluation)
+    assert verdict.reject is None and verdict.unemittable.startswith("label too long for its audio")
+    assert validate(Utterance(str(short), 0.0, text), evaluation) is None
+    greek = check(Utterance(str(ok), 0.0, "καλημέρα"), evaluation)
+    assert greek.reject is None and greek.unemittable.startswith("characters outside the alphabet")
+    # Still rejected for evaluation: nothing to score without audio or without a reference.
+    assert check(Utterance(str(ok), 0.0, "?!"), evaluation).reject.startswith("empty text")
+    assert check(Utterance(str(tmp_path / "gone.wav"), 0.0, "hi"), evaluation).reject.endswith("does not exist")
+    with pytest.raises(ValueError, match="purpose must be one of train, eval"):
+        ValidationRules(purpose="test")
+
+
+def test_infeasible_references_per_row(tmp_path):
+    short = write_tone(tmp_path / "short.wav", 0.1)
+    rows = [Utterance(str(short), 0.1, "Hi!"), Utterance(str(short), 0.1, "far too long for a tenth of a second"),
+            Utterance(str(tmp_path / "gone.wav"), 1.0, "hi"), Utterance(str(short), 0.1, "")]
+    verdicts = infeasible_references(rows, ValidationRules())
+    assert verdicts[0] is None and verdicts[1].startswith("label too long for its audio")
+    assert verdicts[2:] == [None, None]  # unreadable audio fails transcription instead; an empty reference fits
+    assert rows[0].text == "Hi!"  # the manifest rows are not rewritten
 
 
 # --- speaker-disjoint splits ---------------------------------------------------------------------------------

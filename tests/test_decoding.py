@@ -169,7 +169,10 @@ def test_word_times_and_confidences(kind, lm_path):
     assert (hi.word, hi.start, hi.end) == ("hi", pytest.approx(0.06), pytest.approx(0.12))
     assert (yo.word, yo.start, yo.end) == ("yo", pytest.approx(0.18), pytest.approx(0.24))
     assert 0.0 <= yo.confidence < hi.confidence <= 1.0
-    expected = np.exp(log_softmax(logits))[[9, 10, 11], ALPHABET.encode("yoo")].mean()
+    # The geometric mean over characters of each character's peak probability: "y" on frame 9, "o" on 10-11.
+    probs = np.exp(log_softmax(logits))
+    y, o = ALPHABET.encode("yo")
+    expected = np.sqrt(probs[9, y] * probs[10:12, o].max())
     assert yo.confidence == pytest.approx(expected)
 
 

@@ -4,8 +4,9 @@ import json
 import subprocess
 import sys
 
-from asr.data import write_manifest
-from tests.conftest import fsdd_rows
+from asr import cli
+from asr.data import read_manifest, write_manifest
+from tests.conftest import SHARED, fsdd_rows
 
 
 def test_evaluate_transcribes_and_scores_a_manifest(trained_run, tmp_path):
@@ -24,3 +25,51 @@ def test_evaluate_transcribes_and_scores_a_manifest(trained_run, tmp_path):
     assert len((report / "transcripts.jsonl").read_text().splitlines()) == 4
     assert (report / "report.html").stat().st_size > 1000 and (report / "report.md").exists()
     assert "WER 20.00%" in result.stdout
+
+
+LONG_TEXT = "zero one two three four five six seven eight nine"  # 49 characters: far more than ~0.5 s can emit
+
+
+def test_eval_purpose_keeps_an_infeasible_reference_and_evaluate_scores_it(trained_run, tmp_path, capsys):
+    rows = fsdd_rows("theo")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    lines = ["path\ttext\tspeaker"] + [f"{row.audio_filepath}\t{row.text}\ttheo" for row in rows]
+    unsayable = SHARED / "fsdd" / "recordings" / "0_theo_1.wav"  # about half a second
+    lines.append(f"{unsayable}\t{LONG_TEXT}\ttheo")  # a held-out prompt the model cannot emit
+    (corpus / "transcripts.tsv").write_text("\n".join(lines) + "\n")
+    config = str(trained_run / "config.yaml")
+
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    assert cli.main(["prepare", "tsv", str(corpus), "--out", str(train), "--config", config, "--quiet"]) == 1
+    assert "label too long for its audio" in capsys.readouterr().out
+    assert len(read_manifest(train)) == 4  # training refuses it, as before
+    assert cli.main(["prepare", "tsv", str(corpus), "--out", str(test), "--config", config, "--quiet",
+                     "--purpose", "eval"]) == 0
+    out = capsys.readouterr().out
+    assert "kept 5 utterances" in out and "rejected 0" in out
+    assert "kept 1 the model cannot emit" in out and "label too long for its audio" in out
+    assert [row.text for row in read_manifest(test)][-1] == LONG_TEXT
+
+    report = tmp_path / "report"
+    assert cli.main(["evaluate", "--manifest", str(test), "--model", str(trained_run), "--report", str(report),
+                     "--quiet", "--bootstrap", "50"]) == 0
+    assert "1 reference(s) the model cannot emit even in principle" in capsys.readouterr().out
+    data = json.loads((report / "report.json").read_text())
+    assert data["summary"]["utterances"] == len(read_manifest(test)) == 5  # every reference row scored
+    assert data["summary"]["infeasible_references"] == 1
+    infeasible = [u for u in data["utterances"] if u["infeasible"]]
+    assert len(infeasible) == 1 and infeasible[0]["reference"] == LONG_TEXT
+    assert infeasible[0]["infeasible"].startswith("label too long for its audio")
+    assert data["summary"]["words"]["ref"] == 4 + 10 and data["summary"]["wer"] >= 9 / 14  # its words count
+    assert any("cannot emit even in principle" in note for note in data["notes"])
+    assert data["confidence"]["words"] > 0 and "auroc" in data["confidence"] and "ece" in data["confidence"]
+    assert 'alt="Reliability diagram"' in (report / "report.html").read_text()
+
+    # `asr score` alone does not know the model: the count is unknown unless --config names it.
+    hyp = str(report / "transcripts.jsonl")
+    assert cli.main(["score", "--ref", str(test), "--hyp", hyp, "--report", str(tmp_path / "s1")]) == 0
+    assert json.loads((tmp_path / "s1" / "report.json").read_text())["summary"]["infeasible_references"] is None
+    assert cli.main(["score", "--ref", str(test), "--hyp", hyp, "--report", str(tmp_path / "s2"),
+                     "--config", config]) == 0
+    assert json.loads((tmp_path / "s2" / "report.json").read_text())["summary"]["infeasible_references"] == 1
