@@ -335,8 +335,6 @@ def _run_transcribe(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(commands) -> None:
-    from asr.report import add_report_options
-
     parser = commands.add_parser(
         "evaluate", help="transcribe a manifest and write a WER/CER report",
         description="Transcribe every row of MANIFEST (as `asr transcribe` would) into REPORT_DIR/transcripts.jsonl "
@@ -351,13 +349,12 @@ def _add_evaluate(commands) -> None:
     parser.add_argument("--resume", action="store_true", help="keep transcripts already in REPORT_DIR")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_decoding_arguments(parser)
-    add_report_options(parser)
+    _add_report_options(parser)
     parser.set_defaults(handler=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from asr.data import ManifestError, ValidationRules, read_manifest
-    from asr.report import run_score
 
     try:
         # Each file once: rows sharing a recording are all scored against its one transcript.
@@ -370,19 +367,75 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     transcripts = args.report / "transcripts.jsonl"
     _, config = _transcribe_to(args, paths, transcripts, "jsonl")
     args.ref, args.hyp = str(args.manifest), str(transcripts)
-    return run_score(args, ValidationRules.for_model(config, purpose="eval"))
+    return _run_score(args, ValidationRules.for_model(config, purpose="eval"))
 
 
 def _add_score(commands) -> None:
-    from asr.report import add_score_arguments, run_score
-
     parser = commands.add_parser(
         "score", help="score transcripts against a reference manifest (WER/CER report)",
         description="Match hypothesis rows to reference rows by audio_filepath, normalise both sides the same "
                     "way, and write REPORT_DIR/report.json, report.md and report.html (WER, CER, bootstrap "
                     "confidence intervals, error analysis). Unmatched and failed rows are listed (exit 1).")
-    add_score_arguments(parser)
-    parser.set_defaults(handler=run_score)
+    parser.add_argument("--ref", required=True, metavar="MANIFEST.jsonl",
+                        help="reference manifest (JSONL rows with 'audio_filepath' and 'text')")
+    parser.add_argument("--hyp", required=True, metavar="TRANSCRIPTS.jsonl",
+                        help="hypotheses from `asr transcribe` (rows with 'audio_filepath' and 'text', "
+                             "or 'error' for a failed input); relative paths resolve against its folder")
+    parser.add_argument("--report", required=True, metavar="REPORT_DIR",
+                        help="folder for report.json, report.md and report.html (created if missing)")
+    parser.add_argument("--config", metavar="CONFIG.yaml",
+                        help="the model's config.yaml: count the references it cannot emit even in principle "
+                             "(characters outside its alphabet, labels too long for CTC); without it the count "
+                             "is reported as unknown")
+    _add_report_options(parser)
+    parser.set_defaults(handler=_run_score)
+
+
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    """The scoring options `asr score` and `asr evaluate` share."""
+    from asr import scoring
+
+    parser.add_argument("--normalizer", choices=scoring.NORMALIZERS, default="default",
+                        help="text normalisation of both sides before scoring: 'default' lowercases, spells "
+                             "out numerals and drops punctuation (as in training); 'none' only collapses "
+                             "whitespace (default: %(default)s)")
+    parser.add_argument("--compare", metavar="OTHER_REPORT.json",
+                        help="report.json of another system: adds a side-by-side comparison on the common "
+                             "utterances with a paired bootstrap test of the WER difference")
+    parser.add_argument("--bootstrap", type=_non_negative_int, default=scoring.DEFAULT_BOOTSTRAP, metavar="N",
+                        help="bootstrap resamples for the 95%% confidence intervals and the paired test "
+                             "(0 disables them; default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=scoring.DEFAULT_SEED,
+                        help="random seed of the bootstrap (default: %(default)s)")
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _run_score(args: argparse.Namespace, rules=None) -> int:
+    """0: scored every row; 1: report written but some rows were unmatched or failed; 2: unusable input.
+
+    `rules` (from `asr evaluate`, or `--config`) are the model's: the report counts references it cannot emit.
+    """
+    from asr.config import ConfigError, load_config
+    from asr.data import ValidationRules
+    from asr.report import ReportError, score_files, summary_text
+
+    try:
+        if rules is None and getattr(args, "config", None):
+            rules = ValidationRules.for_model(load_config(args.config))
+        result, comparison, paths = score_files(args.ref, args.hyp, args.report, args.normalizer, args.compare,
+                                                args.bootstrap, args.seed, rules)
+    except ConfigError as error:
+        raise UsageError(f"--config: {error}") from None
+    except ReportError as error:
+        raise UsageError(error) from None
+    print(summary_text(result, comparison, paths))
+    return EXIT_OK if result.complete else EXIT_PARTIAL
 
 
 def _add_export(commands) -> None:

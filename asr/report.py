@@ -6,18 +6,15 @@ opens offline and can be mailed around. Every piece of user text goes through `h
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from asr import compare, confidence, scoring
 from asr.compare import Comparison, Paired
-from asr.config import ConfigError, load_config
 from asr.data import ManifestError, ValidationRules, infeasible_references, read_manifest
 from asr.scoring import ScoreResult, UtteranceScore
 from asr.utils import atomic_write
@@ -364,67 +361,38 @@ def write_reports(result: ScoreResult, report_dir: str | Path,
     return paths
 
 
-def add_score_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ref", required=True, metavar="MANIFEST.jsonl",
-                        help="reference manifest (JSONL rows with 'audio_filepath' and 'text')")
-    parser.add_argument("--hyp", required=True, metavar="TRANSCRIPTS.jsonl",
-                        help="hypotheses from `asr transcribe` (rows with 'audio_filepath' and 'text', "
-                             "or 'error' for a failed input); relative paths resolve against its folder")
-    parser.add_argument("--report", required=True, metavar="REPORT_DIR",
-                        help="folder for report.json, report.md and report.html (created if missing)")
-    parser.add_argument("--config", metavar="CONFIG.yaml",
-                        help="the model's config.yaml: count the references it cannot emit even in principle "
-                             "(characters outside its alphabet, labels too long for CTC); without it the count "
-                             "is reported as unknown")
-    add_report_options(parser)
+class ReportError(ValueError):
+    """An input of `score_files` cannot be used (named in the message)."""
 
 
-def add_report_options(parser: argparse.ArgumentParser) -> None:
-    """The scoring options `asr score` and `asr evaluate` share."""
-    parser.add_argument("--normalizer", choices=scoring.NORMALIZERS, default="default",
-                        help="text normalisation of both sides before scoring: 'default' lowercases, spells "
-                             "out numerals and drops punctuation (as in training); 'none' only collapses "
-                             "whitespace (default: %(default)s)")
-    parser.add_argument("--compare", metavar="OTHER_REPORT.json",
-                        help="report.json of another system: adds a side-by-side comparison on the common "
-                             "utterances with a paired bootstrap test of the WER difference")
-    parser.add_argument("--bootstrap", type=int, default=scoring.DEFAULT_BOOTSTRAP, metavar="N",
-                        help="bootstrap resamples for the 95%% confidence intervals and the paired test "
-                             "(0 disables them; default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=scoring.DEFAULT_SEED,
-                        help="random seed of the bootstrap (default: %(default)s)")
+def score_files(ref: str, hyp: str, report_dir: str | Path, normalizer: str = "default",
+                compare_with: str | None = None, n_resamples: int = scoring.DEFAULT_BOOTSTRAP,
+                seed: int = scoring.DEFAULT_SEED, rules: ValidationRules | None = None
+                ) -> tuple[ScoreResult, Comparison | None, dict[str, Path]]:
+    """Score a transcripts file against a reference manifest and write the reports; returns what was written.
 
-
-def run_score(args: argparse.Namespace, rules: ValidationRules | None = None) -> int:
-    """0: scored every row; 1: report written but some rows were unmatched or failed; 2: unusable input.
-
-    `rules` (or `--config`) are the model's: with them the report counts references it cannot emit.
+    `rules` (the model's) let the report count the references the model cannot emit even in principle.
     """
-    report_dir = Path(args.report)
-    if args.bootstrap < 0:
-        return _usage_error("--bootstrap must be 0 or more")
+    report_dir = Path(report_dir)
+    if n_resamples < 0:
+        raise ReportError("--bootstrap must be 0 or more")
     if report_dir.exists() and not report_dir.is_dir():
-        return _usage_error(f"{report_dir}: --report must be a folder, and this is a file")
+        raise ReportError(f"{report_dir}: --report must be a folder, and this is a file")
     try:
-        refs = _read(read_manifest, args.ref)
-        hyps = _read(scoring.read_hypotheses, args.hyp)
-        other = _read(compare.load_report, args.compare) if args.compare else None
-        if rules is None and getattr(args, "config", None):
-            rules = ValidationRules.for_model(load_config(args.config))
+        refs = _read(read_manifest, ref)
+        hyps = _read(scoring.read_hypotheses, hyp)
+        other = _read(compare.load_report, compare_with) if compare_with else None
     except ManifestError as error:
-        return _usage_error(str(error))
-    except ConfigError as error:
-        return _usage_error(f"--config: {error}")
+        raise ReportError(str(error)) from None
     infeasible = infeasible_references(refs, rules) if rules is not None else None
-    result = scoring.score(refs, hyps, args.normalizer, n_resamples=args.bootstrap, seed=args.seed,
-                           ref_path=str(args.ref), hyp_path=str(args.hyp), infeasible=infeasible)
-    comparison = compare.compare(result, other, str(args.compare)) if other is not None else None
+    result = scoring.score(refs, hyps, normalizer, n_resamples=n_resamples, seed=seed, ref_path=str(ref),
+                           hyp_path=str(hyp), infeasible=infeasible)
+    comparison = compare.compare(result, other, str(compare_with)) if other is not None else None
     try:
         paths = write_reports(result, report_dir, comparison)
     except OSError as error:
-        return _usage_error(f"{report_dir}: cannot write the report ({error.strerror or error})")
-    print(summary_text(result, comparison, paths))
-    return 0 if result.complete else 1
+        raise ReportError(f"{report_dir}: cannot write the report ({error.strerror or error})") from None
+    return result, comparison, paths
 
 
 def _read(reader: Callable, path: str) -> object:
@@ -434,11 +402,6 @@ def _read(reader: Callable, path: str) -> object:
         raise ManifestError(f"{path}: not UTF-8 text") from None
     except OSError as error:
         raise ManifestError(f"{path}: cannot read ({error.strerror or error})") from None
-
-
-def _usage_error(message: str) -> int:
-    print(f"asr score: error: {message}", file=sys.stderr)
-    return 2
 
 
 def summary_text(result: ScoreResult, comparison: Comparison | None, paths: dict[str, Path]) -> str:

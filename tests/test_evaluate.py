@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from asr import cli
 from asr.data import read_manifest, write_manifest
 from tests.conftest import SHARED, fsdd_rows
@@ -73,3 +75,17 @@ def test_eval_purpose_keeps_an_infeasible_reference_and_evaluate_scores_it(train
     assert cli.main(["score", "--ref", str(test), "--hyp", hyp, "--report", str(tmp_path / "s2"),
                      "--config", config]) == 0
     assert json.loads((tmp_path / "s2" / "report.json").read_text())["summary"]["infeasible_references"] == 1
+
+
+def test_evaluate_errors_name_the_evaluate_command(trained_run, tmp_path, capsys):
+    manifest = tmp_path / "test.jsonl"
+    write_manifest(manifest, fsdd_rows("theo")[:1])
+    code = cli.main(["evaluate", "--manifest", str(manifest), "--model", str(trained_run), "--quiet",
+                     "--report", str(tmp_path / "report"), "--compare", str(tmp_path / "missing.json")])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "asr evaluate: error: " in error and "missing.json: report not found" in error  # not "asr score"
+    with pytest.raises(SystemExit) as stopped:  # argparse refuses it before anything is transcribed
+        cli.main(["evaluate", "--manifest", str(manifest), "--report", str(tmp_path / "r"), "--bootstrap", "-1"])
+    assert stopped.value.code == 2
+    assert "asr evaluate: error: argument --bootstrap: must be 0 or more" in capsys.readouterr().err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import re
@@ -12,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asr import cli as asr_cli
 from asr.data import Utterance
-from asr.report import BAR_COLOR, add_score_arguments, run_score, write_reports
+from asr.report import BAR_COLOR, write_reports
 from asr.scoring import score
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,9 +42,7 @@ def corpus(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="asr score")
-    add_score_arguments(parser)
-    return run_score(parser.parse_args(list(argv)))
+    return asr_cli.main(["score", *argv])
 
 
 def test_write_reports_writes_all_three(tmp_path: Path):
@@ -99,7 +97,9 @@ def test_cli_bad_json_line_is_a_usage_error_naming_file_and_line(corpus, tmp_pat
     assert not (tmp_path / "r").exists()
     assert cli("--ref", str(tmp_path / "nope.jsonl"), "--hyp", str(hyp_path), "--report", "r") == 2
     assert "nope.jsonl" in capsys.readouterr().err
-    assert cli("--ref", str(ref_path), "--hyp", str(hyp_path), "--report", "r", "--bootstrap", "-1") == 2
+    with pytest.raises(SystemExit) as stopped:
+        cli("--ref", str(ref_path), "--hyp", str(hyp_path), "--report", "r", "--bootstrap", "-1")
+    assert stopped.value.code == 2 and "must be 0 or more" in capsys.readouterr().err
 
 
 def test_cli_compare_adds_paired_test(corpus, tmp_path: Path, capsys):
