@@ -17,14 +17,15 @@ hum with its first harmonics removed). With the default method, "voicing", a fra
 
 Method "webrtc" instead asks WebRTC's VAD (`webrtcvad-wheels`, a GMM over sub-band energies) about each
 frame's middle 10 ms, with the same absolute floor. It is kept for comparison: it calls loud white and pink
-noise and 50 Hz hum speech (it adapts to a noise over many seconds, and a short clip is over by then), see
-BENCHMARKS.md. Method "off" treats everything as speech.
+noise and mains hum speech (it adapts to a noise over many seconds, and a short clip is over by then) and
+misses quiet speech, see BENCHMARKS.md. Method "off" treats everything as speech.
 
-A region of speech is a run of frames above both floors ("active") that holds at least `MIN_SPEECH_SECONDS`
-of voiced frames in a row, so unvoiced sounds next to a vowel (the "s" of "six") belong to it while a click,
-or a burst of them, has no voiced run and is dropped. Regions closer than `MIN_PAUSE_SECONDS` are joined
-(stop closures, breaths between words) and padded by `PAD_SECONDS` on both sides. `asr.transcribe` decodes
-only these regions and cuts long files at the pauses between them. Every setting is a field of `VadOptions`.
+A region of speech is a run of frames above both floors ("active") holding at least `MIN_SPEECH_SECONDS`
+of voiced frames in a row (dips up to `VOICING_GAP_SECONDS` bridged): unvoiced sounds next to a vowel (the
+"s" of "six") belong to it, while a click, or a burst of them, has no voiced run and is dropped. Regions
+closer than `MIN_PAUSE_SECONDS` are joined (stop closures, breaths between words) and padded by
+`PAD_SECONDS` on both sides. `asr.transcribe` decodes only these regions and cuts long files at the pauses
+between them. Every setting is a field of `VadOptions`.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ NOISE_CONTEXT_SECONDS = 0.75
 WEBRTC_AGGRESSIVENESS = 3  # 0 (keeps most) .. 3 (drops most)
 WEBRTC_RATES = (8000, 16000, 32000, 48000)  # what webrtcvad accepts; other rates are resampled to 16 kHz
 WEBRTC_FALLBACK_RATE = 16000
+VOICING_GAP_SECONDS = 0.02  # periodicity dips this short inside a vowel (a rough or noisy voice) are bridged
 MIN_SPEECH_SECONDS = 0.05  # a click, after the band-pass, lasts less
 MIN_PAUSE_SECONDS = 0.3
 PAD_SECONDS = 0.1  # the bundled model errs more with more silence around a word (BENCHMARKS.md)
@@ -209,13 +211,19 @@ def runs(flags: np.ndarray) -> list[tuple[int, int]]:
 
 
 def smooth(core: np.ndarray, active: np.ndarray, options: VadOptions) -> list[tuple[int, int]]:
-    """Frame runs of speech: the runs of active frames that hold min_speech core frames in a row (one click,
-    or a burst of them, has none), joined where they are less than min_pause apart."""
+    """Frame runs of speech: the runs of active frames that hold min_speech of core frames in a row (gaps of
+    up to VOICING_GAP_SECONDS bridged; one click, or a burst of them, has none), joined where they are less
+    than min_pause apart."""
     min_pause = round(options.min_pause_seconds / HOP_SECONDS)
     min_speech = max(1, round(options.min_speech_seconds / HOP_SECONDS))
+    gap = round(VOICING_GAP_SECONDS / HOP_SECONDS)
+    bridged = np.asarray(core, bool).copy()
+    for start, end in runs(~bridged):
+        if start > 0 and end < len(bridged) and end - start <= gap:
+            bridged[start:end] = True
     kept: list[tuple[int, int]] = []
     for start, end in runs(active):
-        if max((b - a for a, b in runs(core[start:end])), default=0) < min_speech:
+        if max((b - a for a, b in runs(bridged[start:end])), default=0) < min_speech:
             continue
         if kept and start - kept[-1][1] < min_pause:
             kept[-1] = (kept[-1][0], end)

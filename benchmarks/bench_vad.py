@@ -7,7 +7,7 @@ Systems, all through `asr.transcribe.transcribe` with the model's greedy decoder
 - no VAD (`--vad off`): every window decoded whole;
 - blank posteriors + energy floor: no VAD, but model frames whose band power is under the VAD's absolute
   floor are forced to blank before decoding (the model's own blank posteriors decide everywhere else);
-- webrtcvad (aggressiveness 3) with the absolute floor (`--vad webrtc`);
+- webrtcvad, aggressiveness 0 and 3 (the default of `--vad webrtc`), with the same absolute floor;
 - voicing: periodicity + absolute floor + noise-floor margin (`--vad voicing`, the default).
 
 Generated clips: digital silence, white and pink noise at -60/-40/-20/-10 dBFS, 50 and 60 Hz hum (three
@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +37,7 @@ from asr.inference import RecognitionModel, load_recognition_model
 from asr.outputs import OutputWriter
 from asr.scoring import DEFAULT_SEED, paired_bootstrap, score
 from asr.transcribe import transcribe
-from asr.vad import ABSOLUTE_FLOOR_DB, SILENCE_DB, VAD_OFF, VadOptions, band_pass
+from asr.vad import ABSOLUTE_FLOOR_DB, SILENCE_DB, VAD_OFF, VadOptions, band_pass, detect
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS_DB = (-60, -40, -20, -10)
@@ -120,6 +122,7 @@ class EnergyGatedModel:
 
 
 SYSTEMS = {"no VAD": VAD_OFF, "blank posteriors + energy floor": VAD_OFF,
+           "webrtcvad (aggressiveness 0)": VadOptions(method="webrtc", aggressiveness=0),
            "webrtcvad (aggressiveness 3)": VadOptions(method="webrtc", aggressiveness=3),
            "voicing (default)": VadOptions()}
 
@@ -208,6 +211,21 @@ def generated(model: RecognitionModel, seeds: int, folder: Path) -> None:
         print(f"| {kind} | " + " | ".join(f"{empty[s][kind]:.0%}" for s in SYSTEMS) + " |", flush=True)
 
 
+def vad_cost(model: RecognitionModel, repeats: int = 3) -> None:
+    """Seconds `detect` takes on a minute of speech-like audio (Asterisk prompts) at the model's rate."""
+    prompts = sorted((ROOT.parent / "shared" / "data" / "asterisk" / "wav8k").glob("*.wav"))[:30]
+    audio = np.concatenate([load_audio(p, model.sample_rate) for p in prompts])[:60 * model.sample_rate]
+    print(f"\nVAD cost on {len(audio) / model.sample_rate:.0f} s of Asterisk prompts at {model.sample_rate} Hz "
+          f"(median of {repeats}):")
+    for name in ("voicing (default)", "webrtcvad (aggressiveness 3)"):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            detect(audio, model.sample_rate, SYSTEMS[name])
+            times.append(time.perf_counter() - start)
+        print(f"- {name}: {statistics.median(times):.3f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="run directory or exported model (default: bundled)")
@@ -230,6 +248,7 @@ def main() -> None:
             sets[f"{corpus} test, as is"] = rows
             sets[f"{corpus} test with pauses"] = with_pauses(corpus, rows, GROUP[corpus], model.sample_rate, folder)
         real_speech(model, sets, folder, args.bootstrap)
+    vad_cost(model)
 
 
 if __name__ == "__main__":
