@@ -123,13 +123,20 @@ def _frames(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(samples, size)[::hop_length(sample_rate)][:count]
 
 
+@lru_cache(maxsize=8)
+def _band_filter(sample_rate: int) -> np.ndarray:
+    from scipy.signal import butter
+
+    high = min(BAND_HZ[1], 0.45 * sample_rate)
+    return butter(BAND_ORDER, [BAND_HZ[0], high], btype="bandpass", fs=sample_rate, output="sos")
+
+
 def band_pass(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """Zero-phase Butterworth band-pass to BAND_HZ. (A brick-wall FFT filter would spread every click over
     the whole window with its sinc ringing.)"""
-    from scipy.signal import butter, sosfiltfilt
+    from scipy.signal import sosfiltfilt
 
-    high = min(BAND_HZ[1], 0.45 * sample_rate)
-    sections = butter(BAND_ORDER, [BAND_HZ[0], high], btype="bandpass", fs=sample_rate, output="sos")
+    sections = _band_filter(sample_rate)
     if len(samples) <= 3 * (2 * len(sections) + 1):  # too short for sosfiltfilt's edge padding: no frame anyway
         return np.zeros(len(samples))
     return sosfiltfilt(sections, samples)

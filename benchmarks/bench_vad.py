@@ -2,6 +2,7 @@
 
     python benchmarks/bench_vad.py [--model MODEL] [--fsdd work/default/fsdd.test.jsonl]
                                    [--asterisk work/default/asterisk.test.jsonl] [--seeds 3] [--bootstrap 1000]
+    python benchmarks/bench_vad.py --settings      # the measurements behind the padding and detection settings
 
 Systems, all through `asr.transcribe.transcribe` with the model's greedy decoder and 20 s windows:
 - no VAD (`--vad off`): every window decoded whole;
@@ -226,6 +227,49 @@ def vad_cost(model: RecognitionModel, repeats: int = 3) -> None:
         print(f"- {name}: {statistics.median(times):.3f} s", flush=True)
 
 
+def settings(model: RecognitionModel, fsdd_rows: list[Utterance], folder: Path, seeds: int) -> None:
+    """The measurements behind the chosen settings (with --settings): blank posteriors on noise, padding,
+    and the detection rule's misses and false alarms on more corpora and at 16 kHz."""
+    from asr.decoding import log_softmax
+
+    print("\nModel blank posterior on generated non-speech (no VAD): share of frames with P(blank) < 0.5")
+    for kind, clips in non_speech_clips(model.sample_rate, 1).items():
+        shares = [np.mean(np.exp(log_softmax(logits)[:, 0]) < 0.5) for logits in model.logits(clips)]
+        print(f"- {kind}: {min(shares):.0%}–{max(shares):.0%}")
+    decoder = make_decoder(model.config.alphabet())
+    audio = [load_audio(row.audio_filepath, model.sample_rate) for row in fsdd_rows]
+    print("\nFSDD test, no VAD, digital zeros added to both ends: WER")
+    for seconds in (0.0, 0.02, 0.05, 0.1, 0.25):
+        pad = np.zeros(round(seconds * model.sample_rate), np.float32)
+        hyps = []
+        for start in range(0, len(audio), 50):
+            batch = [np.concatenate([pad, a, pad]) for a in audio[start:start + 50]]
+            hyps += [{"audio_filepath": row.audio_filepath, "text": decoder.decode(logits, model.frame_seconds).text}
+                     for row, logits in zip(fsdd_rows[start:start + 50], model.logits(batch), strict=True)]
+        print(f"- {seconds:g} s: {score(fsdd_rows, hyps, n_resamples=0).wer:.1%}", flush=True)
+    print("\nFSDD test with pauses, voicing VAD with each padding: WER")
+    long_files = with_pauses("fsdd", fsdd_rows, GROUP["fsdd"], model.sample_rate, folder)
+    for seconds in (0.05, 0.1, 0.15, 0.25):
+        SYSTEMS["padding"] = VadOptions(pad_seconds=seconds)
+        rows, _ = run_system("padding", [r.audio_filepath for r in long_files], model, folder / "out.jsonl")
+        print(f"- {seconds:g} s: {score(long_files, rows, n_resamples=0).wer:.1%}", flush=True)
+    print("\nVoicing VAD (detect) at 8 and 16 kHz: non-speech clips with speech found, utterances without")
+    found = [bool(detect(clip, rate, VadOptions()).spans) for rate in (8000, 16000)
+             for clips in non_speech_clips(rate, seeds + 2).values() for clip in clips]
+    print(f"- generated non-speech ({seeds + 2} seeds): {sum(found)} of {len(found)}")
+    shared = ROOT.parent / "shared" / "data"
+    for corpus, count, rate in (("fsdd", 0, 8000), ("asterisk", 0, 8000), ("an4_wav", 150, 16000),
+                                ("speech_commands", 300, 16000)):
+        if count:
+            with (shared / corpus / "transcripts.tsv").open() as handle:
+                paths = [shared / corpus / line.split("\t")[0] for line in list(handle)[1:count + 1]]
+        else:
+            paths = [row.audio_filepath for row in read_manifest(ROOT / f"work/default/{corpus}.test.jsonl")]
+        missed = [str(p) for p in paths if not detect(load_audio(p, rate), rate, VadOptions()).spans]
+        print(f"- {corpus} ({rate} Hz): {len(missed)} of {len(paths)} missed {[Path(p).name for p in missed]}",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="run directory or exported model (default: bundled)")
@@ -233,6 +277,8 @@ def main() -> None:
     parser.add_argument("--asterisk", type=Path, default=ROOT / "work/default/asterisk.test.jsonl")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--settings", action="store_true",
+                        help="instead: the measurements behind the VAD's padding and detection settings")
     args = parser.parse_args()
     try:
         manifests = {"fsdd": read_manifest(args.fsdd), "asterisk": read_manifest(args.asterisk)}
@@ -242,6 +288,9 @@ def main() -> None:
     print(f"model: {model.source}\n")
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
+        if args.settings:
+            settings(model, manifests["fsdd"], folder, args.seeds)
+            return
         generated(model, args.seeds, folder)
         sets = {}
         for corpus, rows in manifests.items():
