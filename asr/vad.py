@@ -65,6 +65,10 @@ class VadError(ValueError):
     pass
 
 
+_RANGES = {"periodicity": (0.0, 1.0), "margin_db": (0.0, 60.0), "absolute_floor_db": (SILENCE_DB, 0.0),
+           "min_speech_seconds": (0.0, 10.0), "min_pause_seconds": (0.0, 60.0), "pad_seconds": (0.0, 10.0)}
+
+
 @dataclass(frozen=True)
 class VadOptions:
     """How to find speech; the defaults are the constants above. method "off" treats all audio as speech."""
@@ -83,10 +87,10 @@ class VadOptions:
             raise VadError(f"vad: unknown method {self.method!r}, expected one of {', '.join(METHODS)}")
         if isinstance(self.aggressiveness, bool) or self.aggressiveness not in (0, 1, 2, 3):
             raise VadError(f"vad aggressiveness must be 0, 1, 2 or 3, got {self.aggressiveness!r}")
-        for name in ("periodicity", "margin_db", "min_speech_seconds", "min_pause_seconds", "pad_seconds"):
+        for name, (low, high) in _RANGES.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 60:
-                raise VadError(f"vad {name} must be a number from 0 to 60, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+                raise VadError(f"vad {name} must be a number from {low:g} to {high:g}, got {value!r}")
         if self.method == "webrtc":
             _webrtcvad()  # fail before the first file, not inside the batch, when the package is missing
 

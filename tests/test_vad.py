@@ -115,6 +115,8 @@ def test_off_means_everything_is_speech():
     assert detect(np.zeros(RATE, np.float32), RATE, VAD_OFF).spans == [(0, RATE)]
     with pytest.raises(VadError, match="unknown method"):
         VadOptions(method="loud")
+    with pytest.raises(VadError, match="periodicity must be a number from 0 to 1"):
+        VadOptions(periodicity=1.5)
 
 
 def test_pause_cut_takes_the_latest_long_pause_in_the_last_quarter():
