@@ -218,7 +218,8 @@ def _add_transcribe(commands) -> None:
         "transcribe", help="transcribe audio files (the main job)",
         description="Transcribe audio files, folders (recursively), glob patterns or manifests. Inputs that "
                     "cannot be read are reported (in the output and on stderr) and the batch goes on; exit "
-                    "status 1 if any failed. Long files are decoded in overlapping windows in bounded memory.")
+                    "status 1 if any failed. Only speech is decoded (--vad): silence and noise give empty text. Long "
+                    "files are decoded in windows cut at pauses (or overlapping), in bounded memory.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file, folder, glob pattern or manifest")
     parser.add_argument("--model", type=Path, help="run directory, .keras file or exported SavedModel "
                                                     "(default: the bundled model)")
@@ -239,6 +240,8 @@ def _add_transcribe(commands) -> None:
 def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     from asr.decoding import DECODERS, DecodingOptions
     from asr.transcribe import BATCH_SIZE, OVERLAP_SECONDS, WINDOW_SECONDS
+    from asr.vad import DEFAULT_METHOD as DEFAULT_VAD_METHOD
+    from asr.vad import METHODS as VAD_METHODS
 
     # No argparse defaults: an option left out takes the model folder's decoding.yaml, else DecodingOptions'.
     defaults = DecodingOptions()
@@ -257,6 +260,10 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"seconds of audio decoded at once (default {WINDOW_SECONDS:g})")
     parser.add_argument("--overlap", type=float, default=OVERLAP_SECONDS,
                         help=f"seconds shared by neighbouring windows (default {OVERLAP_SECONDS:g})")
+    parser.add_argument("--vad", choices=VAD_METHODS, default=DEFAULT_VAD_METHOD,
+                        help=f"voice activity detection: only speech is decoded, so silence and noise give no "
+                             f"words and long files are cut at pauses (default {DEFAULT_VAD_METHOD}; webrtc: "
+                             f"WebRTC's VAD, worse on steady noise; off: decode all audio)")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local: in this process; ray: Ray Data actors (extra 'ray'), same outputs")
     parser.add_argument("--address", help="with --engine ray: the Ray cluster to join (default: start a local one)")
@@ -285,6 +292,7 @@ def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None,
     from asr.inference import ModelError, load_recognition_model
     from asr.outputs import OutputError, OutputWriter
     from asr.transcribe import transcribe
+    from asr.vad import VadError, VadOptions
 
     if not 0 <= args.overlap < args.window:
         raise UsageError(f"--overlap must be at least 0 and less than --window, got {args.overlap} and {args.window}")
@@ -299,8 +307,9 @@ def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None,
         model = load_recognition_model(args.model)
         options = decoding_options(args, model.decoding)
         decoder = make_decoder(model.config.alphabet(), options)
+        vad = VadOptions(method=args.vad)
         writer = OutputWriter(out, fmt, paths, resume=args.resume, min_confidence=min_confidence)
-    except (ModelError, DecoderError, OutputError) as error:
+    except (ModelError, DecoderError, OutputError, VadError) as error:
         raise UsageError(error) from None
     try:
         if args.engine == "ray":
@@ -308,12 +317,12 @@ def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None,
 
             try:
                 summary = transcribe_with_ray(paths, args.model, options, writer, args.batch_size, args.window,
-                                              args.overlap, address=args.address, actors=args.actors)
+                                              args.overlap, address=args.address, actors=args.actors, vad=vad)
             except RayUnavailable as error:
                 raise UsageError(error) from None
         else:
             summary = transcribe(paths, model, decoder, writer, batch_size=args.batch_size, window=args.window,
-                                 overlap=args.overlap, progress=not args.quiet)
+                                 overlap=args.overlap, progress=not args.quiet, vad=vad)
     finally:
         writer.close()
     print(summary.describe(), file=sys.stderr)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from asr.decoding import DecodingOptions
 from asr.outputs import OutputWriter
-from asr.transcribe import Summary, transcribe
+from asr.transcribe import DEFAULT_VAD, Summary, transcribe
+from asr.vad import VadOptions
 
 FILES_PER_TASK = 32
 
@@ -41,13 +42,14 @@ class _Transcriber:
     """Ray Data callable class: one model per actor, reused for every block it is given."""
 
     def __init__(self, model_path: str | None, decoding: DecodingOptions, batch_size: int, window: float,
-                 overlap: float):
+                 overlap: float, vad: VadOptions = DEFAULT_VAD):
         from asr.decoding import make_decoder
         from asr.inference import load_recognition_model
 
         self.model = load_recognition_model(model_path)
         self.decoder = make_decoder(self.model.config.alphabet(), decoding)
-        self.options = {"batch_size": batch_size, "window": window, "overlap": overlap, "progress": False}
+        self.options = {"batch_size": batch_size, "window": window, "overlap": overlap, "progress": False,
+                        "vad": vad}
 
     def __call__(self, batch: dict) -> dict:
         collector = _Collector()
@@ -57,7 +59,7 @@ class _Transcriber:
 
 def transcribe_with_ray(paths: list[str], model_path: Path | None, decoding: DecodingOptions, writer: OutputWriter,
                         batch_size: int, window: float, overlap: float, address: str | None = None,
-                        actors: int | None = None) -> Summary:
+                        actors: int | None = None, vad: VadOptions = DEFAULT_VAD) -> Summary:
     try:
         import ray
     except ImportError:
@@ -72,7 +74,7 @@ def transcribe_with_ray(paths: list[str], model_path: Path | None, decoding: Dec
         dataset = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=max(1, len(todo) // 8))
         rows = dataset.map_batches(
             _Transcriber, fn_constructor_args=(str(model_path) if model_path else None, decoding, batch_size,
-                                               window, overlap),
+                                               window, overlap, vad),
             batch_size=FILES_PER_TASK, concurrency=workers, batch_format="numpy")
         for item in rows.iter_rows():
             row = json.loads(item["row"])

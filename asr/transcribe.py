@@ -1,9 +1,13 @@
 """Batch transcription: many audio files in, one transcript each out; bad files reported, nothing lost.
 
-Files are read in windows of `window_seconds` with `overlap_seconds` of overlap, so memory does not grow
-with file length; a word belongs to the window whose owned span (the window less half the overlap at each
-inner edge) holds the word's midpoint, so joined transcripts neither drop nor repeat words at the seams.
-A file no longer than one window is decoded whole. Windows of similar length are batched together.
+Files are read in windows of at most `window_seconds`, so memory does not grow with file length. A window
+ends at the latest pause in its last quarter (found by the voice activity detector, `asr.vad`) and the
+next one starts there; where there is no pause, it ends at the fixed edge and the next one starts
+`overlap_seconds` earlier. Each word belongs to the window whose owned span (up to the pause, or the
+window less half the overlap at each inner edge) holds its midpoint, so joined transcripts neither drop
+nor repeat words at the seams. Only the speech regions of a window are decoded, each on its own: silence
+and noise reach no model, and a file without speech gets an empty transcript. Segments of similar length
+are batched together.
 """
 
 from __future__ import annotations
@@ -21,13 +25,16 @@ from tqdm import tqdm
 
 from asr.audio import AUDIO_EXTENSIONS, AudioError, audio_info, resample
 from asr.data import ManifestError, read_manifest
-from asr.decoding import Decoder, Word
+from asr.decoding import Decoder, Transcript, Word
 from asr.inference import RecognitionModel
 from asr.outputs import OutputWriter
+from asr.vad import VadOptions, detect
 
 WINDOW_SECONDS = 20.0
 OVERLAP_SECONDS = 2.0
 BATCH_SIZE = 16
+PAUSE_SEARCH_FRACTION = 0.25  # a window may end at a pause in its last quarter: windows stay 75-100% full
+DEFAULT_VAD = VadOptions()
 
 
 @dataclass
@@ -35,8 +42,9 @@ class Segment:
     file: int
     offset: float  # seconds from the start of the file
     owned: tuple[float, float]  # words whose midpoint (file time) falls here are kept
-    samples: np.ndarray
+    samples: np.ndarray  # a speech region of the window (the whole window with the VAD off); may be empty
     last: bool
+    window_end: float  # seconds: where the window this came from ends
 
 
 @dataclass
@@ -95,14 +103,18 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
 
 
 def read_segments(path: str, file: int, sample_rate: int, window: float = WINDOW_SECONDS,
-                  overlap: float = OVERLAP_SECONDS) -> Iterator[Segment]:
-    """The file in overlapping windows at `sample_rate`; raises AudioError on unusable audio."""
+                  overlap: float = OVERLAP_SECONDS, vad: VadOptions = DEFAULT_VAD) -> Iterator[Segment]:
+    """The speech of the file, window by window, at `sample_rate`; raises AudioError on unusable audio.
+
+    At most one window of audio is read at a time. The file's last segment has `last` set; it is an empty
+    one when the last window holds no speech, so that the file is still finished (with no words).
+    """
     audio_info(path)  # header checks: missing, empty, not audio, truncated, zero samples
     try:
         with sf.SoundFile(path) as handle:
             rate, total = handle.samplerate, handle.frames
             window_frames, step = round(window * rate), round((window - overlap) * rate)
-            start = 0
+            start, owned_from = 0, 0.0
             while True:
                 last = start + window_frames >= total
                 handle.seek(start)
@@ -111,18 +123,47 @@ def read_segments(path: str, file: int, sample_rate: int, window: float = WINDOW
                     raise AudioError(path, "contains NaN or infinite samples")
                 samples = resample(block.mean(axis=1), rate, sample_rate)
                 begin = start / rate
-                owned = (begin + overlap / 2 if start else 0.0, begin + window - overlap / 2 if not last else np.inf)
-                yield Segment(file, begin, owned, samples, last)
+                speech = detect(samples, sample_rate, vad)
+                cut = None if last else pause_cut(speech.pauses(), len(samples), sample_rate, vad)
+                if cut is None:
+                    next_start = start + step
+                    owned_to = np.inf if last else begin + window - overlap / 2
+                else:  # the next window starts at the pause: no overlap needed, no word crosses a pause
+                    next_start = start + max(1, round(cut * rate / sample_rate))
+                    owned_to, samples = next_start / rate, samples[:cut]
+                regions = [(low, min(high, len(samples))) for low, high
+                           in speech.regions(round(vad.pad_seconds * sample_rate)) if low < len(samples)]
+                window_end = begin + len(samples) / sample_rate
+                for index, (low, high) in enumerate(regions):
+                    yield Segment(file, begin + low / sample_rate, (owned_from, owned_to), samples[low:high],
+                                  last and index == len(regions) - 1, window_end)
                 if last:
+                    if not regions:
+                        yield Segment(file, begin, (owned_from, owned_to), samples[:0], True, window_end)
                     return
-                start += step
+                start, owned_from = next_start, owned_to
     except (sf.LibsndfileError, RuntimeError) as error:
         raise AudioError(path, f"corrupt or truncated audio ({error})") from None
 
 
+def pause_cut(pauses: list[tuple[int, int]], length: int, sample_rate: int, vad: VadOptions) -> int | None:
+    """Where to end a window of `length` samples: in the latest pause of at least min_pause whose cut point
+    falls in the window's last PAUSE_SEARCH_FRACTION; None when there is none (or the VAD is off).
+
+    The cut is a pause's middle; for a pause still running at the window's end (the audio after it is
+    unread) it is at least pad_seconds before the end, so speech starting right after still gets its padding.
+    """
+    shortest = round(vad.min_pause_seconds * sample_rate)
+    pad = round(vad.pad_seconds * sample_rate)
+    cuts = [max((a + b) // 2, b - pad) if b == length else (a + b) // 2
+            for a, b in pauses if b - a >= shortest]
+    cuts = [cut for cut in cuts if (1 - PAUSE_SEARCH_FRACTION) * length <= cut < length]
+    return max(cuts) if vad.enabled and cuts else None
+
+
 def transcribe(paths: list[str], model: RecognitionModel, decoder: Decoder, writer: OutputWriter,
                batch_size: int = BATCH_SIZE, window: float = WINDOW_SECONDS, overlap: float = OVERLAP_SECONDS,
-               progress: bool = True) -> Summary:
+               progress: bool = True, vad: VadOptions = DEFAULT_VAD) -> Summary:
     summary = Summary()
     start = time.perf_counter()
     todo = [p for p in paths if not writer.is_done(p)]
@@ -151,7 +192,7 @@ def transcribe(paths: list[str], model: RecognitionModel, decoder: Decoder, writ
                         rtf=f"{elapsed / summary.audio_seconds:.3f}" if summary.audio_seconds else "-")
 
     pending: list[Segment] = []
-    for segment in _all_segments(results, model.sample_rate, window, overlap, finish):
+    for segment in _all_segments(results, model.sample_rate, window, overlap, vad, finish):
         pending.append(segment)
         if len(pending) == batch_size:
             _decode_batch(pending, results, model, decoder, finish)
@@ -163,12 +204,12 @@ def transcribe(paths: list[str], model: RecognitionModel, decoder: Decoder, writ
     return summary
 
 
-def _all_segments(results: list[FileResult], sample_rate: int, window: float, overlap: float,
+def _all_segments(results: list[FileResult], sample_rate: int, window: float, overlap: float, vad: VadOptions,
                   finish) -> Iterator[Segment]:
     for index, result in enumerate(results):
         try:
-            for segment in read_segments(result.path, index, sample_rate, window, overlap):
-                result.duration = max(result.duration, segment.offset + len(segment.samples) / sample_rate)
+            for segment in read_segments(result.path, index, sample_rate, window, overlap, vad):
+                result.duration = max(result.duration, segment.window_end)
                 yield segment
         except AudioError as error:
             result.error = str(error)
@@ -178,14 +219,18 @@ def _all_segments(results: list[FileResult], sample_rate: int, window: float, ov
 def _decode_batch(segments: list[Segment], results: list[FileResult], model: RecognitionModel,
                   decoder: Decoder, finish) -> None:
     live = [s for s in segments if results[s.file].error is None]  # a later window of the file may have failed
-    if not live:
-        return
-    for segment, logits in zip(live, model.logits([s.samples for s in live]), strict=True):
-        transcript = decoder.decode(logits, model.frame_seconds)
-        low, high = segment.owned
-        for word in transcript.words:
-            shifted = Word(word.word, word.start + segment.offset, word.end + segment.offset, word.confidence)
-            if low <= (shifted.start + shifted.end) / 2 < high:
-                results[segment.file].words.append(shifted)
+    audible = [s for s in live if len(s.samples)]  # an empty segment only marks the end of a file without speech
+    logits = iter(model.logits([s.samples for s in audible]) if audible else [])
+    for segment in live:
+        if len(segment.samples):
+            _keep_words(segment, decoder.decode(next(logits), model.frame_seconds), results[segment.file])
         if segment.last:
             finish(results[segment.file])
+
+
+def _keep_words(segment: Segment, transcript: Transcript, result: FileResult) -> None:
+    low, high = segment.owned
+    for word in transcript.words:
+        shifted = Word(word.word, word.start + segment.offset, word.end + segment.offset, word.confidence)
+        if low <= (shifted.start + shifted.end) / 2 < high:
+            result.words.append(shifted)
