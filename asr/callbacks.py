@@ -17,8 +17,8 @@ from asr.backend import keras, tf
 from asr.config import Config
 from asr.ctc_trainer import CTCTrainer
 from asr.data import Utterance
+from asr.dataset import make_dataset, predict_rows
 from asr.decoding import greedy_decode
-from asr.pipeline import make_dataset, predict_rows
 from asr.utils import atomic_path, atomic_write
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
@@ -192,7 +193,7 @@ def _add_train(commands) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from asr.config import ConfigError
     from asr.data import ManifestError
-    from asr.pipeline import PipelineError
+    from asr.dataset import PipelineError
     from asr.train import TrainingError, load_run_config, train
 
     if args.out is None:
@@ -284,47 +285,52 @@ def decoding_options(args: argparse.Namespace, model_defaults):
 
 
 def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None, fmt: str):
-    """Load the model and decoder named by the decoding arguments and transcribe `paths`.
+    """Load the model and decoder named by the arguments, transcribe `paths` and write each row as it comes.
 
     Returns (the summary, the model's config).
     """
+    from tqdm import tqdm
+
     from asr.decoding import DecoderError, make_decoder
-    from asr.inference import ModelError, load_recognition_model
     from asr.outputs import OutputError, OutputWriter
-    from asr.transcribe import transcribe
+    from asr.ray_engine import RayUnavailable, transcribe_with_ray
+    from asr.recognizer import ModelError, load_model
+    from asr.transcribe import Summary, TranscribeOptions, transcribe
     from asr.vad import VadError, VadOptions
 
-    if not 0 <= args.overlap < args.window:
-        raise UsageError(f"--overlap must be at least 0 and less than --window, got {args.overlap} and {args.window}")
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     min_confidence = getattr(args, "min_confidence", None)
     if min_confidence is not None and not 0 <= min_confidence <= 1:
         raise UsageError(f"--min-confidence must be between 0 and 1, got {min_confidence}")
     if min_confidence is not None and fmt != "jsonl":
         raise UsageError(f"--min-confidence marks words in jsonl output; the output format here is {fmt}")
     try:
-        model = load_recognition_model(args.model)
-        options = decoding_options(args, model.decoding)
-        decoder = make_decoder(model.config.alphabet(), options)
-        vad = VadOptions(method=args.vad)
+        options = TranscribeOptions(args.batch_size, args.window, args.overlap, VadOptions(method=args.vad))
+        model = load_model(args.model)
+        decoding = decoding_options(args, model.decoding)
+        decoder = make_decoder(model.config.alphabet(), decoding)
         writer = OutputWriter(out, fmt, paths, resume=args.resume, min_confidence=min_confidence)
     except (ModelError, DecoderError, OutputError, VadError) as error:
         raise UsageError(error) from None
+    except ValueError as error:  # TranscribeOptions: window, overlap, batch size
+        raise UsageError(f"--window/--overlap/--batch-size: {error}") from None
+    todo = [p for p in paths if not writer.is_done(p)]
+    summary = Summary(skipped=len(paths) - len(todo))
+    start = time.perf_counter()
     try:
         if args.engine == "ray":
-            from asr.ray_engine import RayUnavailable, transcribe_with_ray
-
-            try:
-                summary = transcribe_with_ray(paths, args.model, options, writer, args.batch_size, args.window,
-                                              args.overlap, address=args.address, actors=args.actors, vad=vad)
-            except RayUnavailable as error:
-                raise UsageError(error) from None
+            rows = transcribe_with_ray(todo, args.model, decoding, options, address=args.address, actors=args.actors)
         else:
-            summary = transcribe(paths, model, decoder, writer, batch_size=args.batch_size, window=args.window,
-                                 overlap=args.overlap, progress=not args.quiet, vad=vad)
+            rows = (result.row() for result in transcribe(todo, model, decoder, options, progress=not args.quiet))
+        for row in rows:
+            writer.write(row)
+            summary.add(row)
+            if "error" in row:
+                tqdm.write(f"error: {row['error']}", file=sys.stderr)  # keeps a progress bar intact
+    except RayUnavailable as error:
+        raise UsageError(error) from None
     finally:
         writer.close()
+    summary.wall_seconds = time.perf_counter() - start
     print(summary.describe(), file=sys.stderr)
     return summary, model.config
 
@@ -463,7 +469,7 @@ def _add_export(commands) -> None:
 
 def _run_export(args: argparse.Namespace) -> int:
     from asr.export import ExportError, export
-    from asr.inference import ModelError
+    from asr.recognizer import ModelError
 
     try:
         path = export(args.model, args.format, args.out)

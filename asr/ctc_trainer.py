@@ -21,7 +21,7 @@ class CTCTrainer(keras.Model):
 
     @tf.function(reduce_retracing=True)
     def predict_with_loss(self, batch):
-        """Logits, output lengths and each utterance's CTC loss, for `asr.pipeline.predict_rows`."""
+        """Logits, output lengths and each utterance's CTC loss, for `asr.dataset.predict_rows`."""
         outputs = self.network({"features": batch["features"], "feature_lengths": batch["feature_lengths"]},
                                training=False)
         loss = keras.ops.ctc_loss(batch["labels"], outputs["logits"], batch["label_lengths"],

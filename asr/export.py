@@ -18,8 +18,8 @@ import numpy as np
 
 from asr.backend import keras, tf
 from asr.config import Config
-from asr.inference import CONFIG_NAME, RecognitionModel, load_recognition_model
 from asr.model import build_inference_model
+from asr.recognizer import CONFIG_NAME, Recognizer, load_model
 from asr.utils import atomic_path, atomic_write
 
 EXPORT_FORMATS = ("savedmodel", "tflite")
@@ -33,7 +33,7 @@ class ExportError(ValueError):
 def export(model_path: str | Path | None, fmt: str, out: str | Path) -> Path:
     if fmt not in EXPORT_FORMATS:
         raise ExportError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
-    recognizer = load_recognition_model(model_path)
+    recognizer = load_model(model_path)
     keras_model = recognizer.keras_model
     if keras_model is None:
         raise ExportError(f"{recognizer.source}: export starts from a .keras model (a run directory), "
@@ -60,7 +60,7 @@ class _Serving(tf.Module):
         return self.serve(tf.cast(pcm16, tf.float32) * INT16_SCALE, waveform_lengths)
 
 
-def export_savedmodel(model: keras.Model, recognizer: RecognitionModel, out: Path) -> Path:
+def export_savedmodel(model: keras.Model, recognizer: Recognizer, out: Path) -> Path:
     if out.exists():
         raise ExportError(f"{out}: already exists; choose a new --out")
     module = _Serving(model)

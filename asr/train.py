@@ -26,11 +26,11 @@ from asr.callbacks import DevEvaluation, RunCheckpoint, RunState, UnusableLossGu
 from asr.config import Config, ConfigError, load_config, save_config
 from asr.ctc_trainer import CTCTrainer
 from asr.data import read_manifest
+from asr.dataset import make_dataset, steps_per_epoch
 from asr.export import save_keras_model
 from asr.features import subsampled_length
 from asr.model import build_network, cudnn_violations
 from asr.optim import make_optimizer
-from asr.pipeline import make_dataset, steps_per_epoch
 from asr.text import ctc_min_frames
 
 CHECKPOINT_EVERY_STEPS = 50

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import glob
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,7 @@ from tqdm import tqdm
 from asr.audio import AUDIO_EXTENSIONS, AudioError, audio_info, resample
 from asr.data import ManifestError, read_manifest
 from asr.decoding import Decoder, Transcript, Word
-from asr.inference import RecognitionModel
-from asr.outputs import OutputWriter
+from asr.recognizer import Recognizer
 from asr.vad import VadOptions, detect
 
 WINDOW_SECONDS = 20.0
@@ -37,9 +35,86 @@ PAUSE_SEARCH_FRACTION = 0.25  # a window may end at a pause in its last quarter:
 DEFAULT_VAD = VadOptions()
 
 
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """How files are cut and batched, each default named once (how logits become text: `DecodingOptions`)."""
+
+    batch_size: int = BATCH_SIZE  # segments per model call
+    window: float = WINDOW_SECONDS  # seconds of audio read and decoded at once, at most
+    overlap: float = OVERLAP_SECONDS  # seconds shared by neighbouring windows where no pause is found
+    vad: VadOptions = DEFAULT_VAD
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+        if not 0 <= self.overlap < self.window:
+            raise ValueError(f"overlap must be at least 0 and less than the window, got {self.overlap} and "
+                             f"{self.window}")
+
+
+@dataclass(frozen=True)
+class AudioArray:
+    """Audio already in memory, transcribed like a file: samples [n] or [n, channels] at `sample_rate`."""
+
+    samples: np.ndarray
+    sample_rate: int
+    name: str = "<array>"  # what its result's `path` says
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+class _ArrayReader:
+    """The part of `soundfile.SoundFile` that `read_segments` uses, over an `AudioArray`."""
+
+    def __init__(self, audio: AudioArray):
+        samples = np.asarray(audio.samples, dtype=np.float32)
+        self.block = samples[:, None] if samples.ndim == 1 else samples
+        self.samplerate, self.frames, self.position = audio.sample_rate, len(samples), 0
+
+    def __enter__(self) -> _ArrayReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def seek(self, frame: int) -> None:
+        self.position = frame
+
+    def read(self, frames: int, dtype: str = "float32", always_2d: bool = True) -> np.ndarray:
+        block = self.block[self.position:self.position + frames].astype(dtype)
+        self.position += len(block)
+        return block
+
+
+Source = str | AudioArray  # a path, or audio in memory
+
+
+def _open(source: Source):
+    if isinstance(source, AudioArray):
+        if not source.sample_rate > 0 or len(source.samples) == 0:
+            raise AudioError(source.name, f"needs samples and a positive sample rate, got {len(source.samples)} "
+                                          f"samples at {source.sample_rate} Hz")
+        return _ArrayReader(source)
+    audio_info(source)  # header checks: missing, empty, not audio, truncated, zero samples
+    return sf.SoundFile(source)
+
+
+def _name(source: Source) -> str:
+    return source.name if isinstance(source, AudioArray) else source
+
+
+def _duration(source: Source) -> float:
+    try:
+        return source.duration if isinstance(source, AudioArray) else audio_info(source)[0]
+    except AudioError:
+        return 0.0  # reported when it is read
+
+
 @dataclass
 class Segment:
-    file: int
+    file_index: int  # which of the files being transcribed
     offset: float  # seconds from the start of the file
     owned: tuple[float, float]  # words whose midpoint (file time) falls here are kept
     samples: np.ndarray  # a speech region of the window (the whole window with the VAD off); may be empty
@@ -49,16 +124,22 @@ class Segment:
 
 @dataclass
 class FileResult:
+    """One input's transcript: its words with times (seconds) and confidences, or why it failed."""
+
     path: str
     duration: float = 0.0
     words: list[Word] = field(default_factory=list)
     error: str | None = None
 
+    @property
+    def text(self) -> str:
+        return " ".join(w.word for w in self.words)
+
     def row(self) -> dict:
         if self.error is not None:
             return {"audio_filepath": self.path, "error": self.error}
         return {"audio_filepath": self.path, "duration": round(self.duration, 3),
-                "text": " ".join(w.word for w in self.words),
+                "text": self.text,
                 "words": [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3),
                            "confidence": round(w.confidence, 4)} for w in self.words]}
 
@@ -70,6 +151,14 @@ class Summary:
     skipped: int = 0
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
+
+    def add(self, row: dict) -> None:
+        """Count one output row (`FileResult.row()`): failed, or done with its audio."""
+        if "error" in row:
+            self.failed += 1
+        else:
+            self.done += 1
+            self.audio_seconds += row["duration"]
 
     def describe(self) -> str:
         speed = self.audio_seconds / self.wall_seconds if self.wall_seconds else 0.0
@@ -102,16 +191,16 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(paths))  # each file once, first occurrence wins
 
 
-def read_segments(path: str, file: int, sample_rate: int, window: float = WINDOW_SECONDS,
+def read_segments(source: Source, file_index: int, sample_rate: int, window: float = WINDOW_SECONDS,
                   overlap: float = OVERLAP_SECONDS, vad: VadOptions = DEFAULT_VAD) -> Iterator[Segment]:
     """The speech of the file, window by window, at `sample_rate`; raises AudioError on unusable audio.
 
     At most one window of audio is read at a time. The file's last segment has `last` set; it is an empty
     one when the last window holds no speech, so that the file is still finished (with no words).
     """
-    audio_info(path)  # header checks: missing, empty, not audio, truncated, zero samples
+    path = _name(source)
     try:
-        with sf.SoundFile(path) as handle:
+        with _open(source) as handle:
             rate, total = handle.samplerate, handle.frames
             window_frames, step = round(window * rate), round((window - overlap) * rate)
             start, owned_from = 0, 0.0
@@ -135,11 +224,11 @@ def read_segments(path: str, file: int, sample_rate: int, window: float = WINDOW
                            in speech.regions(round(vad.pad_seconds * sample_rate)) if low < len(samples)]
                 window_end = begin + len(samples) / sample_rate
                 for index, (low, high) in enumerate(regions):
-                    yield Segment(file, begin + low / sample_rate, (owned_from, owned_to), samples[low:high],
+                    yield Segment(file_index, begin + low / sample_rate, (owned_from, owned_to), samples[low:high],
                                   last and index == len(regions) - 1, window_end)
                 if last:
                     if not regions:
-                        yield Segment(file, begin, (owned_from, owned_to), samples[:0], True, window_end)
+                        yield Segment(file_index, begin, (owned_from, owned_to), samples[:0], True, window_end)
                     return
                 start, owned_from = next_start, owned_to
     except (sf.LibsndfileError, RuntimeError) as error:
@@ -161,54 +250,43 @@ def pause_cut(pauses: list[tuple[int, int]], length: int, sample_rate: int, vad:
     return max(cuts) if vad.enabled and cuts else None
 
 
-def transcribe(paths: list[str], model: RecognitionModel, decoder: Decoder, writer: OutputWriter,
-               batch_size: int = BATCH_SIZE, window: float = WINDOW_SECONDS, overlap: float = OVERLAP_SECONDS,
-               progress: bool = True, vad: VadOptions = DEFAULT_VAD) -> Summary:
-    summary = Summary()
-    start = time.perf_counter()
-    todo = [p for p in paths if not writer.is_done(p)]
-    summary.skipped = len(paths) - len(todo)
-    durations = {}
-    for path in todo:
-        try:
-            durations[path] = audio_info(path)[0]
-        except AudioError:
-            durations[path] = 0.0  # reported when it is read
-    ordered = sorted(todo, key=lambda p: durations[p])  # similar lengths share batches
-    results = [FileResult(path) for path in ordered]
-    bar = tqdm(total=len(ordered), unit="file", disable=not progress, file=sys.stderr, desc="transcribing")
+def transcribe(inputs: list[Source], model: Recognizer, decoder: Decoder,
+               options: TranscribeOptions | None = None, progress: bool = True) -> Iterator[FileResult]:
+    """Transcribe files (or `AudioArray`s), yielding each result as soon as it is complete, shortest first.
 
-    def finish(result: FileResult) -> None:
-        writer.write(result.row())
-        if result.error:
-            summary.failed += 1
-            print(f"error: {result.error}", file=sys.stderr) if not progress else bar.write(f"error: {result.error}")
-        else:
-            summary.done += 1
-            summary.audio_seconds += result.duration
-        bar.update(1)
-        elapsed = time.perf_counter() - start
-        bar.set_postfix(audio_h=f"{summary.audio_seconds / 3600:.2f}",
-                        rtf=f"{elapsed / summary.audio_seconds:.3f}" if summary.audio_seconds else "-")
-
+    An input that cannot be read yields a result with `error` set; the others go on. Writing the results is
+    the caller's job (`asr transcribe` writes rows as they come, so an interruption loses nothing).
+    """
+    options = options or TranscribeOptions()
+    ordered = sorted(inputs, key=_duration)  # similar lengths share batches
+    results = [FileResult(_name(source)) for source in ordered]
+    finished: list[FileResult] = []
     pending: list[Segment] = []
-    for segment in _all_segments(results, model.sample_rate, window, overlap, vad, finish):
-        pending.append(segment)
-        if len(pending) == batch_size:
-            _decode_batch(pending, results, model, decoder, finish)
-            pending = []
-    if pending:
-        _decode_batch(pending, results, model, decoder, finish)
-    bar.close()
-    summary.wall_seconds = time.perf_counter() - start
-    return summary
+    with tqdm(total=len(ordered), unit="file", disable=not progress, file=sys.stderr, desc="transcribing") as bar:
+        for segment in _all_segments(ordered, results, model.sample_rate, options, finished.append):
+            pending.append(segment)
+            if len(pending) == options.batch_size:
+                _decode_batch(pending, results, model, decoder, finished.append)
+                pending = []
+            yield from _drain(finished, bar)
+        if pending:
+            _decode_batch(pending, results, model, decoder, finished.append)
+        yield from _drain(finished, bar)
 
 
-def _all_segments(results: list[FileResult], sample_rate: int, window: float, overlap: float, vad: VadOptions,
+def _drain(finished: list[FileResult], bar: tqdm) -> Iterator[FileResult]:
+    for result in finished:
+        bar.update(1)
+        yield result
+    finished.clear()
+
+
+def _all_segments(sources: list[Source], results: list[FileResult], sample_rate: int, options: TranscribeOptions,
                   finish) -> Iterator[Segment]:
-    for index, result in enumerate(results):
+    for index, (source, result) in enumerate(zip(sources, results, strict=True)):
         try:
-            for segment in read_segments(result.path, index, sample_rate, window, overlap, vad):
+            for segment in read_segments(source, index, sample_rate, options.window, options.overlap,
+                                         options.vad):
                 result.duration = max(result.duration, segment.window_end)
                 yield segment
         except AudioError as error:
@@ -216,16 +294,16 @@ def _all_segments(results: list[FileResult], sample_rate: int, window: float, ov
             finish(result)
 
 
-def _decode_batch(segments: list[Segment], results: list[FileResult], model: RecognitionModel,
+def _decode_batch(segments: list[Segment], results: list[FileResult], model: Recognizer,
                   decoder: Decoder, finish) -> None:
-    live = [s for s in segments if results[s.file].error is None]  # a later window of the file may have failed
+    live = [s for s in segments if results[s.file_index].error is None]  # a later window of the file may have failed
     audible = [s for s in live if len(s.samples)]  # an empty segment only marks the end of a file without speech
     logits = iter(model.logits([s.samples for s in audible]) if audible else [])
     for segment in live:
         if len(segment.samples):
-            _keep_words(segment, decoder.decode(next(logits), model.frame_seconds), results[segment.file])
+            _keep_words(segment, decoder.decode(next(logits), model.frame_seconds), results[segment.file_index])
         if segment.last:
-            finish(results[segment.file])
+            finish(results[segment.file_index])
 
 
 def _keep_words(segment: Segment, transcript: Transcript, result: FileResult) -> None:

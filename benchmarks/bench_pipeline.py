@@ -24,8 +24,8 @@ from asr.backend import tf
 from asr.config import load_config
 from asr.corpora import prepare
 from asr.data import ValidationRules, read_manifest
+from asr.dataset import make_dataset
 from asr.features import FeatureConfig, log_mel
-from asr.pipeline import make_dataset
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CORPORA = {"asterisk": ("tsv", SHARED / "asterisk"), "fsdd": ("fsdd", SHARED / "fsdd")}

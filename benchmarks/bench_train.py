@@ -19,9 +19,9 @@ from asr.config import load_config
 from asr.corpora import prepare
 from asr.ctc_trainer import CTCTrainer
 from asr.data import ValidationRules, read_manifest
+from asr.dataset import make_dataset
 from asr.model import build_network
 from asr.optim import make_optimizer
-from asr.pipeline import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -24,9 +24,8 @@ import numpy as np
 
 from asr.audio import load_audio, write_audio
 from asr.decoding import DecodingOptions, make_decoder
-from asr.inference import load_recognition_model
 from asr.lm import build_lm
-from asr.outputs import OutputWriter
+from asr.recognizer import load_model
 from asr.transcribe import transcribe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +39,7 @@ def fsdd_split(split: str) -> list[tuple[str, str]]:
 
 
 def throughput(model_path, repeats: int, tmp: Path) -> None:
-    model = load_recognition_model(model_path)
+    model = load_model(model_path)
     files = [path for path, _ in fsdd_split("test")]
     lm_text = tmp / "train.txt"
     lm_text.write_text("\n".join(text for _, text in fsdd_split("train")) + "\n")
@@ -55,12 +54,11 @@ def throughput(model_path, repeats: int, tmp: Path) -> None:
     for name, decoder in decoders.items():
         walls, audio = [], 0.0
         for run in range(repeats + 1):  # the first run traces the model's graph and is not counted
-            writer = OutputWriter(tmp / f"out{run}.jsonl", "jsonl", files)
-            summary = transcribe(files, model, decoder, writer, progress=False)
-            writer.close()
+            start = time.perf_counter()
+            results = list(transcribe(files, model, decoder, progress=False))
             if run:
-                walls.append(summary.wall_seconds)
-                audio = summary.audio_seconds
+                walls.append(time.perf_counter() - start)
+                audio = sum(result.duration for result in results)
         wall = statistics.median(walls)
         print(f"| {name} | {audio:.0f} | {wall:.2f} | {audio / wall:.0f} | {wall / audio:.4f} |", flush=True)
 

@@ -22,7 +22,6 @@ bootstrap intervals over files, and the paired difference to no VAD (asr.scoring
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -34,10 +33,9 @@ import numpy as np
 from asr.audio import load_audio, write_audio
 from asr.data import ManifestError, Utterance, read_manifest
 from asr.decoding import make_decoder
-from asr.inference import RecognitionModel, load_recognition_model
-from asr.outputs import OutputWriter
+from asr.recognizer import Recognizer, load_model
 from asr.scoring import DEFAULT_SEED, paired_bootstrap, score
-from asr.transcribe import transcribe
+from asr.transcribe import TranscribeOptions, transcribe
 from asr.vad import ABSOLUTE_FLOOR_DB, SILENCE_DB, VAD_OFF, VadOptions, band_pass, detect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +102,7 @@ def non_speech_clips(rate: int, seeds: int) -> dict[str, list[np.ndarray]]:
 class EnergyGatedModel:
     """The model with every output frame whose band power is under the absolute floor forced to blank."""
 
-    def __init__(self, model: RecognitionModel):
+    def __init__(self, model: Recognizer):
         self.model, self.sample_rate, self.frame_seconds = model, model.sample_rate, model.frame_seconds
 
     def logits(self, waveforms: list[np.ndarray]) -> list[np.ndarray]:
@@ -128,14 +126,14 @@ SYSTEMS = {"no VAD": VAD_OFF, "blank posteriors + energy floor": VAD_OFF,
            "voicing (default)": VadOptions()}
 
 
-def run_system(name: str, paths: list[str], model: RecognitionModel, out: Path) -> tuple[list[dict], float]:
+def run_system(name: str, paths: list[str], model: Recognizer, out: Path) -> tuple[list[dict], float]:
     """Transcript rows of `paths` under one system, and the wall seconds it took."""
     runner = EnergyGatedModel(model) if name.startswith("blank") else model
-    writer = OutputWriter(out, "jsonl", paths)
-    summary = transcribe(paths, runner, make_decoder(model.config.alphabet()), writer, progress=False,
-                         vad=SYSTEMS[name])
-    writer.close()
-    return [json.loads(line) for line in out.read_text().splitlines()], summary.wall_seconds
+    start = time.perf_counter()
+    results = transcribe(paths, runner, make_decoder(model.config.alphabet()), TranscribeOptions(vad=SYSTEMS[name]),
+                         progress=False)
+    rows = [result.row() for result in results]
+    return rows, time.perf_counter() - start
 
 
 # --- real speech with pauses -------------------------------------------------------------------------------
@@ -165,7 +163,7 @@ def with_pauses(name: str, rows: list[Utterance], group: int, rate: int, folder:
     return out
 
 
-def real_speech(model: RecognitionModel, sets: dict[str, list[Utterance]], folder: Path, bootstrap: int) -> None:
+def real_speech(model: Recognizer, sets: dict[str, list[Utterance]], folder: Path, bootstrap: int) -> None:
     print("\n| test set | files | audio min | system | WER (95% CI) | Δ WER vs no VAD (95% CI) | wall s |")
     print("|---|---|---|---|---|---|---|")
     for name, refs in sets.items():
@@ -189,7 +187,7 @@ def real_speech(model: RecognitionModel, sets: dict[str, list[Utterance]], folde
                   f"| {delta} | {wall:.1f} |", flush=True)
 
 
-def generated(model: RecognitionModel, seeds: int, folder: Path) -> None:
+def generated(model: Recognizer, seeds: int, folder: Path) -> None:
     kinds = non_speech_clips(model.sample_rate, seeds)
     paths: dict[str, list[str]] = {}
     for kind, clips in kinds.items():
@@ -212,7 +210,7 @@ def generated(model: RecognitionModel, seeds: int, folder: Path) -> None:
         print(f"| {kind} | " + " | ".join(f"{empty[s][kind]:.0%}" for s in SYSTEMS) + " |", flush=True)
 
 
-def vad_cost(model: RecognitionModel, repeats: int = 3) -> None:
+def vad_cost(model: Recognizer, repeats: int = 3) -> None:
     """Seconds `detect` takes on a minute of speech-like audio (Asterisk prompts) at the model's rate."""
     prompts = sorted((ROOT.parent / "shared" / "data" / "asterisk" / "wav8k").glob("*.wav"))[:30]
     audio = np.concatenate([load_audio(p, model.sample_rate) for p in prompts])[:60 * model.sample_rate]
@@ -227,7 +225,7 @@ def vad_cost(model: RecognitionModel, repeats: int = 3) -> None:
         print(f"- {name}: {statistics.median(times):.3f} s", flush=True)
 
 
-def settings(model: RecognitionModel, fsdd_rows: list[Utterance], folder: Path, seeds: int) -> None:
+def settings(model: Recognizer, fsdd_rows: list[Utterance], folder: Path, seeds: int) -> None:
     """The measurements behind the chosen settings (with --settings): blank posteriors on noise, padding,
     and the detection rule's misses and false alarms on more corpora and at 16 kHz."""
     from asr.decoding import log_softmax
@@ -284,7 +282,7 @@ def main() -> None:
         manifests = {"fsdd": read_manifest(args.fsdd), "asterisk": read_manifest(args.asterisk)}
     except ManifestError as error:
         sys.exit(f"{error}\n{PREPARE_HINT}")
-    model = load_recognition_model(args.model)
+    model = load_model(args.model)
     print(f"model: {model.source}\n")
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)

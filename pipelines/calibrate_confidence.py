@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,25 +23,20 @@ import numpy as np
 from asr import confidence
 from asr.data import read_manifest
 from asr.decoding import make_decoder
-from asr.inference import load_recognition_model, write_decoding_options
-from asr.outputs import OutputWriter
-from asr.scoring import read_hypotheses, score
+from asr.recognizer import load_model, write_decoding_options
+from asr.scoring import score
 from asr.transcribe import transcribe
 
 DECIMALS = 4  # stored precision of the fitted values
 
 
-def word_outcomes(model, options, manifest: Path, work: Path) -> tuple[np.ndarray, np.ndarray]:
+def word_outcomes(model, options, manifest: Path) -> tuple[np.ndarray, np.ndarray]:
     """(raw confidences, correct flags) of the hypothesis words the model produces on `manifest`."""
     refs = read_manifest(manifest)
     paths = [row.audio_filepath for row in refs if row.audio_filepath]
-    out = work / f"{manifest.stem}.jsonl"
-    writer = OutputWriter(out, "jsonl", paths)
-    try:
-        transcribe(paths, model, make_decoder(model.config.alphabet(), options), writer, progress=False)
-    finally:
-        writer.close()
-    outcomes = confidence.word_outcomes(score(refs, read_hypotheses(out), n_resamples=0).utterances)
+    rows = [result.row() for result in transcribe(paths, model, make_decoder(model.config.alphabet(), options),
+                                                  progress=False)]
+    outcomes = confidence.word_outcomes(score(refs, rows, n_resamples=0).utterances)
     return outcomes.confidence, outcomes.correct
 
 
@@ -58,12 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, nargs="+", required=True, help="dev manifest(s) to fit on")
     parser.add_argument("--write", action="store_true", help="store the fit in the model folder's decoding.yaml")
     args = parser.parse_args(argv)
-    model = load_recognition_model(args.model)
+    model = load_model(args.model)
     raw = replace(model.decoding, confidence_temperature=1.0, confidence_bias=0.0)
-    outcomes = {}
-    with tempfile.TemporaryDirectory() as work:
-        for manifest in args.manifest:
-            outcomes[manifest] = word_outcomes(model, raw, manifest, Path(work))
+    outcomes = {manifest: word_outcomes(model, raw, manifest) for manifest in args.manifest}
     pooled = [np.concatenate(parts) for parts in zip(*outcomes.values(), strict=True)]
     try:
         temperature, bias = confidence.fit_platt(*pooled)

@@ -11,7 +11,7 @@ import time
 
 from asr.config import ConfigError, load_config
 from asr.data import ManifestError, read_manifest
-from asr.pipeline import PipelineError, make_dataset
+from asr.dataset import PipelineError, make_dataset
 
 
 def main() -> int:

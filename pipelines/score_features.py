@@ -18,8 +18,8 @@ from pathlib import Path
 from asr.backend import keras
 from asr.config import load_config
 from asr.data import read_manifest
+from asr.dataset import predict_rows
 from asr.decoding import DecodingOptions, make_decoder
-from asr.pipeline import predict_rows
 from asr.report import write_reports
 from asr.scoring import score
 

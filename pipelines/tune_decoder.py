@@ -86,9 +86,9 @@ def best_setting(results: Sequence[Setting]) -> Setting:
 def compute_logits(model_path: Path, manifest: Path) -> tuple[list[np.ndarray], list[str], Alphabet, float]:
     """Run the model once over the manifest: per-utterance logits, reference texts, alphabet, frame seconds."""
     from asr.audio import load_audio
-    from asr.inference import load_recognition_model
+    from asr.recognizer import load_model
 
-    model = load_recognition_model(model_path)
+    model = load_model(model_path)
     rows = read_manifest(manifest)
     missing = [i for i, row in enumerate(rows, 1) if not row.audio_filepath]
     if missing:
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         with atomic_write(args.out) as handle:
             json.dump({"settings": [asdict(r) for r in results], "best": asdict(best)}, handle, indent=2)
     if args.write_decoding:
-        from asr.inference import ModelError, write_decoding_options
+        from asr.recognizer import ModelError, write_decoding_options
 
         options = DecodingOptions("beam_lm", beam_width=best.beam_width, lm_path=str(args.lm), alpha=best.alpha,
                                   beta=best.beta)

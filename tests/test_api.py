@@ -17,3 +17,46 @@ def test_import_asr_is_enough_for_a_plain_keras_load(tmp_path):
                             env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "['waveform', 'waveform_lengths']"
+
+
+SAMPLES = REPO / "asr" / "samples" / "audio"
+
+
+def test_load_model_transcribes_a_path_a_list_and_an_array():
+    import numpy as np
+
+    import asr
+    from asr.audio import load_audio
+
+    model = asr.load_model()  # the bundled model
+    result = model.transcribe(SAMPLES / "0_nicolas_30.wav")
+    assert result.text == "zero" and result.path.endswith("0_nicolas_30.wav")
+    [word] = result.words
+    assert word.word == "zero" and 0 <= word.start < word.end <= 0.7 and 0 < word.confidence <= 1
+    samples = load_audio(SAMPLES / "2_theo_3.wav", 8000)
+    assert model.transcribe(samples, sample_rate=8000).text == "two"
+    silence = np.zeros(8000, np.float32)
+    batch = model.transcribe([SAMPLES / "0_nicolas_30.wav", samples, silence, SAMPLES / "broken-truncated.wav"],
+                             sample_rate=8000)
+    assert [r.text for r in batch[:3]] == ["zero", "two", ""]  # in input order; no words in silence
+    assert "truncated" in batch[3].error and batch[3].words == []
+
+
+def test_transcribe_api_errors_and_options(tmp_path):
+    import numpy as np
+    import pytest
+
+    import asr
+    from asr.audio import AudioError
+
+    model = asr.load_model()
+    with pytest.raises(AudioError, match="missing.wav: file does not exist"):
+        model.transcribe(tmp_path / "missing.wav")
+    with pytest.raises(ValueError, match="sample_rate is needed"):
+        model.transcribe(np.zeros(100, np.float32))
+    noise = np.random.default_rng(0).normal(0, 0.3, 8000).astype(np.float32)
+    no_vad = asr.TranscribeOptions(vad=asr.VadOptions(method="off"))
+    assert model.transcribe(noise, sample_rate=8000).text == ""  # the voice activity detector: no speech
+    assert model.transcribe(noise, sample_rate=8000, options=no_vad).text != ""  # the model alone invents words
+    beam = model.transcribe(SAMPLES / "2_theo_3.wav", decoding=asr.DecodingOptions("beam", beam_width=4))
+    assert beam.text == "two"

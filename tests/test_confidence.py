@@ -25,8 +25,8 @@ from asr.confidence import (
 )
 from asr.data import Utterance
 from asr.decoding import DecoderError, DecodingOptions, make_decoder
-from asr.inference import BUNDLED_MODEL, read_decoding_options
 from asr.outputs import OutputWriter, flag_low_confidence
+from asr.recognizer import BUNDLED_MODEL, read_decoding_options
 from asr.report import write_reports
 from asr.scoring import score
 from asr.text import Alphabet, normalize_text

@@ -12,15 +12,15 @@ from asr.audio import write_audio
 from asr.backend import tf
 from asr.config import load_config
 from asr.decoding import DecoderError, DecodingOptions
-from asr.inference import (
+from asr.lm import build_lm
+from asr.recognizer import (
     DECODING_NAME,
     ModelError,
-    RecognitionModel,
-    load_recognition_model,
+    Recognizer,
+    load_model,
     read_decoding_options,
     write_decoding_options,
 )
-from asr.lm import build_lm
 from tests.test_decoding import LM_TEXT, cat_or_cap
 
 RATE = 8000
@@ -74,13 +74,13 @@ def test_an_lm_outside_the_folder_is_refused(tmp_path, lm_folder):
 def test_a_real_model_folder_loads_its_decoding_options(trained_run, lm_folder):
     for name in ("model.keras", "config.yaml"):
         shutil.copy(trained_run / name, lm_folder / name)
-    model = load_recognition_model(lm_folder)
+    model = load_model(lm_folder)
     assert model.decoding.decoder == "beam_lm"
     assert model.decoding.lm_path == str(lm_folder / "lm.arpa")
-    assert load_recognition_model(trained_run).decoding == DecodingOptions()
+    assert load_model(trained_run).decoding == DecodingOptions()
 
 
-def fixed_logits_model(folder: Path) -> RecognitionModel:
+def fixed_logits_model(folder: Path) -> Recognizer:
     """Whatever the audio, the logits of "the cat sat" with cat's "t" leaning to "p" (greedy says "cap")."""
     config = load_config(None, [f"features.sample_rate={RATE}", "model.subsampling=3"])
     logits = cat_or_cap().astype(np.float32)
@@ -89,7 +89,7 @@ def fixed_logits_model(folder: Path) -> RecognitionModel:
         batch = len(lengths)
         return tf.constant(np.repeat(logits[None], batch, axis=0)), tf.fill([batch], len(logits))
 
-    return RecognitionModel(config, folder, call, decoding=read_decoding_options(folder))
+    return Recognizer(config, folder, call, decoding=read_decoding_options(folder))
 
 
 @pytest.mark.parametrize(("extra", "expected"), [
@@ -100,7 +100,7 @@ def fixed_logits_model(folder: Path) -> RecognitionModel:
 ])
 def test_transcribe_uses_the_model_folders_lm_unless_told_otherwise(tmp_path, lm_folder, monkeypatch, capsys,
                                                                     extra, expected):
-    monkeypatch.setattr("asr.inference.load_recognition_model", lambda path: fixed_logits_model(lm_folder))
+    monkeypatch.setattr("asr.recognizer.load_model", lambda path: fixed_logits_model(lm_folder))
     audio = tmp_path / "any.wav"
     write_audio(audio, np.zeros(RATE, np.float32), RATE)
     out = tmp_path / "out.jsonl"
@@ -112,7 +112,7 @@ def test_transcribe_uses_the_model_folders_lm_unless_told_otherwise(tmp_path, lm
 
 def test_an_lm_on_the_command_line_implies_the_lm_decoder(tmp_path, lm_folder, monkeypatch):
     (lm_folder / DECODING_NAME).unlink()  # a model without decoding defaults: greedy
-    monkeypatch.setattr("asr.inference.load_recognition_model", lambda path: fixed_logits_model(lm_folder))
+    monkeypatch.setattr("asr.recognizer.load_model", lambda path: fixed_logits_model(lm_folder))
     audio = tmp_path / "any.wav"
     write_audio(audio, np.zeros(RATE, np.float32), RATE)
     for extra, expected in [([], "the cap sat"), (["--lm", str(lm_folder / "lm.arpa")], "the cat sat")]:

@@ -6,7 +6,7 @@ import pytest
 from asr.audio import write_audio
 from asr.config import load_config
 from asr.data import Utterance
-from asr.pipeline import PipelineError, make_dataset, plan_batches, spec_augment, steps_per_epoch
+from asr.dataset import PipelineError, make_dataset, plan_batches, spec_augment, steps_per_epoch
 from asr.text import Alphabet
 
 RATE = 8000

@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asr import cli
 from asr.audio import write_audio
 from asr.backend import tf
 from asr.config import load_config
 from asr.decoding import make_decoder
 from asr.export import export, run_tflite
-from asr.inference import RecognitionModel, load_recognition_model
 from asr.outputs import OutputWriter, render_subtitles
-from asr.transcribe import expand_inputs, read_segments, transcribe
+from asr.recognizer import Recognizer, load_model
+from asr.transcribe import TranscribeOptions, expand_inputs, read_segments, transcribe
 from asr.vad import VAD_OFF
 from tests.conftest import DIGITS, SHARED
 
@@ -23,7 +24,7 @@ RATE = 8000
 FRAME = 240  # samples per output frame of the fake model: 10 ms hop × subsampling 3 at 8 kHz
 
 
-def fake_model() -> RecognitionModel:
+def fake_model() -> Recognizer:
     """Reads class ids written into the waveform (one value per 30 ms frame): exact, so any error is ours.
 
     Its "audio" is steps of DC, which no voice activity detector calls speech, so the tests that use it
@@ -39,7 +40,7 @@ def fake_model() -> RecognitionModel:
         ids = tf.cast(tf.round(tf.reduce_mean(values, axis=2) * 100), tf.int32)
         return tf.one_hot(ids, classes) * 10.0, frames
 
-    return RecognitionModel(config, Path("fake"), call)
+    return Recognizer(config, Path("fake"), call)
 
 
 def encode(text: str, frames_per_char: int = 3) -> np.ndarray:
@@ -78,8 +79,10 @@ def test_windows_keep_memory_bounded(tmp_path):
 
 
 def _transcribe_rows(paths, model, decoder, out, vad=VAD_OFF, **kwargs):
+    """Rows as `asr transcribe` writes them to JSONL (`out` is where the file would go)."""
     writer = OutputWriter(out, "jsonl", paths)
-    transcribe(paths, model, decoder, writer, progress=False, vad=vad, **kwargs)
+    for result in transcribe(paths, model, decoder, TranscribeOptions(vad=vad, **kwargs), progress=False):
+        writer.write(result.row())
     writer.close()
     return [json.loads(line) for line in out.read_text().splitlines()]
 
@@ -112,17 +115,16 @@ def test_broken_files_are_reported_and_the_batch_goes_on(batch_folder, tmp_path)
     assert all(0 <= w["confidence"] <= 1 and w["start"] < w["end"] for w in words)
 
 
-def test_resume_skips_finished_inputs_and_drops_a_torn_line(batch_folder, tmp_path):
+def test_resume_skips_finished_inputs_and_drops_a_torn_line(batch_folder, tmp_path, monkeypatch, capsys):
     paths = expand_inputs([str(batch_folder)])
     decoder = make_decoder(load_config(None).alphabet())
     out = tmp_path / "out.jsonl"
     first = _transcribe_rows(paths, fake_model(), decoder, out)
     finished = [r for r in first if "text" in r][:2]
     out.write_text("".join(json.dumps(r) + "\n" for r in finished) + '{"audio_filepath": "torn')
-    writer = OutputWriter(out, "jsonl", paths, resume=True)
-    summary = transcribe(paths, fake_model(), decoder, writer, progress=False, vad=VAD_OFF)
-    writer.close()
-    assert summary.skipped == 2 and summary.done == 1 and summary.failed == 3
+    monkeypatch.setattr("asr.recognizer.load_model", lambda path: fake_model())
+    assert cli.main(["transcribe", str(batch_folder), "--out", str(out), "--resume", "--vad", "off", "--quiet"]) == 1
+    assert "1 transcribed, 3 failed, 2 already done (--resume)" in capsys.readouterr().err
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["audio_filepath"] for r in rows) == sorted(paths)
 
@@ -162,12 +164,12 @@ def test_cli_formats_exit_status_and_folder_output(trained_run, batch_folder, tm
 
 
 def test_export_savedmodel_and_tflite_match_keras(trained_run, tmp_path):
-    keras_model = load_recognition_model(trained_run)
+    keras_model = load_model(trained_run)
     from asr.audio import load_audio
 
     waveform = load_audio(SHARED / "fsdd" / "recordings" / "2_theo_0.wav", RATE)
     expected = keras_model.logits([waveform])[0]
-    saved = load_recognition_model(export(trained_run, "savedmodel", tmp_path / "saved"))
+    saved = load_model(export(trained_run, "savedmodel", tmp_path / "saved"))
     np.testing.assert_allclose(saved.logits([waveform])[0], expected, atol=1e-5)
     pcm = tf.saved_model.load(str(tmp_path / "saved")).signatures["serve_int16"](
         pcm16=tf.constant((waveform * 32767)[None].astype(np.int16)), waveform_lengths=tf.constant([len(waveform)]))

@@ -11,9 +11,8 @@ import soundfile as sf
 
 from asr.audio import load_audio, write_audio
 from asr.decoding import make_decoder
-from asr.inference import load_recognition_model
-from asr.outputs import OutputWriter
-from asr.transcribe import pause_cut, read_segments, transcribe
+from asr.recognizer import load_model
+from asr.transcribe import TranscribeOptions, pause_cut, read_segments, transcribe
 from asr.vad import VAD_OFF, VadError, VadOptions, detect
 from tests.conftest import SHARED
 
@@ -169,12 +168,10 @@ def test_long_file_is_cut_at_pauses_with_bounded_reads(tmp_path, monkeypatch):
 
 def test_words_come_only_from_speech(tmp_path):
     path, truth = long_file(tmp_path)
-    model = load_recognition_model()
-    writer = OutputWriter(tmp_path / "out.jsonl", "jsonl", [str(path)])
-    transcribe([str(path)], model, make_decoder(model.config.alphabet()), writer, window=8.0, overlap=1.0,
-               progress=False)
-    writer.close()
-    words = json.loads((tmp_path / "out.jsonl").read_text())["words"]
+    model = load_model()
+    [result] = transcribe([str(path)], model, make_decoder(model.config.alphabet()),
+                          TranscribeOptions(window=8.0, overlap=1.0), progress=False)
+    words = result.row()["words"]
     assert len(words) >= len(truth) * 0.8
     for word in words:
         middle = (word["start"] + word["end"]) / 2

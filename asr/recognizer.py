@@ -29,7 +29,7 @@ class ModelError(ValueError):
 
 
 @dataclass
-class RecognitionModel:
+class Recognizer:
     config: Config
     source: Path
     _call: object  # (waveforms [B, N] float32, lengths [B] int32) -> (logits [B, T, C], output lengths [B])
@@ -44,6 +44,32 @@ class RecognitionModel:
     def frame_seconds(self) -> float:
         return self.config.output_frame_seconds
 
+    def transcribe(self, audio, sample_rate: int | None = None, decoding: DecodingOptions | None = None,
+                   options=None, progress: bool = False):
+        """Transcribe a path, a numpy array of samples (give its `sample_rate`), or a list of either.
+
+        One input: its `FileResult` (`.text`, `.words` with times in seconds and confidences), or AudioError
+        when it cannot be read. A list: one result per input, in order, a failure carried in its `.error`.
+        `decoding` defaults to this model's own (its folder's decoding.yaml, e.g. beam search with its LM);
+        `options` (a `TranscribeOptions`) to 20 s windows with the voice activity detector on.
+        """
+        from asr.audio import AudioError
+        from asr.decoding import make_decoder
+        from asr.transcribe import AudioArray, transcribe
+
+        single = not isinstance(audio, list | tuple)
+        items = [audio] if single else list(audio)
+        if sample_rate is None and any(isinstance(item, np.ndarray) for item in items):
+            raise ValueError("sample_rate is needed to transcribe a numpy array")
+        sources = [AudioArray(item, sample_rate, f"<array {i}>") if isinstance(item, np.ndarray) else str(item)
+                   for i, item in enumerate(items)]
+        decoder = make_decoder(self.config.alphabet(), decoding or self.decoding)
+        by_name = {result.path: result for result in transcribe(sources, self, decoder, options, progress)}
+        results = [by_name[source.name if isinstance(source, AudioArray) else source] for source in sources]
+        if single and results[0].error:
+            raise AudioError(results[0].path, results[0].error.removeprefix(f"{results[0].path}: "))
+        return results[0] if single else results
+
     def logits(self, waveforms: list[np.ndarray]) -> list[np.ndarray]:
         """One [frames, classes] array per waveform, each cut to its true output length."""
         lengths = np.array([len(w) for w in waveforms], np.int32)
@@ -55,7 +81,7 @@ class RecognitionModel:
         return [logits[row, :int(n)] for row, n in enumerate(output_lengths)]
 
 
-def load_recognition_model(path: str | Path | None = None) -> RecognitionModel:
+def load_model(path: str | Path | None = None) -> Recognizer:
     if path is None:
         if not (BUNDLED_MODEL / "model.keras").exists():
             raise ModelError("no bundled default model in this installation; pass --model RUN_DIR (a folder "
@@ -84,10 +110,10 @@ def load_recognition_model(path: str | Path | None = None) -> RecognitionModel:
         outputs = model({"waveform": waveforms, "waveform_lengths": lengths}, training=False)
         return outputs["logits"], outputs["output_lengths"]
 
-    return RecognitionModel(config, keras_file, call, model, read_decoding_options(keras_file.parent))
+    return Recognizer(config, keras_file, call, model, read_decoding_options(keras_file.parent))
 
 
-def _load_savedmodel(path: Path) -> RecognitionModel:
+def _load_savedmodel(path: Path) -> Recognizer:
     config = _config_beside(path / "saved_model.pb")
     loaded = tf.saved_model.load(str(path))
     signature = loaded.signatures["serving_default"]
@@ -96,7 +122,7 @@ def _load_savedmodel(path: Path) -> RecognitionModel:
         outputs = signature(waveform=waveforms, waveform_lengths=lengths)
         return outputs["logits"], outputs["output_lengths"]
 
-    return RecognitionModel(config, path, call, decoding=read_decoding_options(path))
+    return Recognizer(config, path, call, decoding=read_decoding_options(path))
 
 
 def _config_beside(model_file: Path) -> Config:
