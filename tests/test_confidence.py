@@ -222,7 +222,7 @@ def test_output_writer_flags_jsonl_rows(tmp_path):
 
 
 def test_cli_min_confidence_flags_words_of_the_bundled_model(tmp_path, capsys):
-    inputs = [str(SAMPLES / "2_theo_3.wav"), str(SAMPLES / "auth-thankyou.wav")]
+    inputs = [str(SAMPLES / "2_theo_3.wav"), str(SAMPLES / "conf-onlyperson.wav")]
     plain, flagged = tmp_path / "plain.jsonl", tmp_path / "flagged.jsonl"
     assert cli.main(["transcribe", *inputs, "--out", str(plain), "--quiet"]) == 0
     plain_rows = {r["audio_filepath"]: r for r in map(json.loads, plain.read_text().splitlines())}
@@ -243,7 +243,7 @@ def test_cli_min_confidence_flags_words_of_the_bundled_model(tmp_path, capsys):
 
 
 def test_cli_raw_confidence_undoes_the_calibration(tmp_path):
-    audio = str(SAMPLES / "auth-thankyou.wav")
+    audio = str(SAMPLES / "conf-onlyperson.wav")
     raw, calibrated = tmp_path / "raw.jsonl", tmp_path / "calibrated.jsonl"
     assert cli.main(["transcribe", audio, "--out", str(raw), "--quiet", "--raw-confidence"]) == 0
     assert cli.main(["transcribe", audio, "--out", str(calibrated), "--quiet"]) == 0
