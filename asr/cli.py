@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -261,10 +262,11 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"seconds of audio decoded at once (default {WINDOW_SECONDS:g})")
     parser.add_argument("--overlap", type=float, default=OVERLAP_SECONDS,
                         help=f"seconds shared by neighbouring windows (default {OVERLAP_SECONDS:g})")
-    parser.add_argument("--vad", choices=VAD_METHODS, default=DEFAULT_VAD_METHOD,
+    parser.add_argument("--vad", choices=VAD_METHODS,
                         help=f"voice activity detection: only speech is decoded, so silence and noise give no "
-                             f"words and long files are cut at pauses (default {DEFAULT_VAD_METHOD}; webrtc: "
-                             f"WebRTC's VAD, worse on steady noise; off: decode all audio)")
+                             f"words and long files are cut at pauses (default: the model folder's vad.yaml, else "
+                             f"{DEFAULT_VAD_METHOD}; webrtc: WebRTC's VAD, worse on steady noise; off: decode all "
+                             f"audio)")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local: in this process; ray: Ray Data actors (extra 'ray'), same outputs")
     parser.add_argument("--address", help="with --engine ray: the Ray cluster to join (default: start a local one)")
@@ -284,7 +286,8 @@ def decoding_options(args: argparse.Namespace, model_defaults):
     return replace(model_defaults, **{k: v for k, v in given.items() if v is not None})
 
 
-def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None, fmt: str):
+def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None, fmt: str,
+                   relative_paths: bool = False):
     """Load the model and decoder named by the arguments, transcribe `paths` and write each row as it comes.
 
     Returns (the summary, the model's config).
@@ -296,7 +299,7 @@ def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None,
     from asr.ray_engine import RayUnavailable, transcribe_with_ray
     from asr.recognizer import ModelError, load_model
     from asr.transcribe import Summary, TranscribeOptions, transcribe
-    from asr.vad import VadError, VadOptions
+    from asr.vad import VadError
 
     min_confidence = getattr(args, "min_confidence", None)
     if min_confidence is not None and not 0 <= min_confidence <= 1:
@@ -304,11 +307,13 @@ def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None,
     if min_confidence is not None and fmt != "jsonl":
         raise UsageError(f"--min-confidence marks words in jsonl output; the output format here is {fmt}")
     try:
-        options = TranscribeOptions(args.batch_size, args.window, args.overlap, VadOptions(method=args.vad))
         model = load_model(args.model)
+        vad = dataclasses.replace(model.vad, method=args.vad) if args.vad else model.vad  # the model folder's settings
+        options = TranscribeOptions(args.batch_size, args.window, args.overlap, vad)
         decoding = decoding_options(args, model.decoding)
         decoder = make_decoder(model.config.alphabet(), decoding)
-        writer = OutputWriter(out, fmt, paths, resume=args.resume, min_confidence=min_confidence)
+        writer = OutputWriter(out, fmt, paths, resume=args.resume, min_confidence=min_confidence,
+                              relative_paths=relative_paths)
     except (ModelError, DecoderError, OutputError, VadError) as error:
         raise UsageError(error) from None
     except ValueError as error:  # TranscribeOptions: window, overlap, batch size
@@ -380,7 +385,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.manifest}: no rows with audio_filepath to transcribe")
     args.report.mkdir(parents=True, exist_ok=True)
     transcripts = args.report / "transcripts.jsonl"
-    _, config = _transcribe_to(args, paths, transcripts, "jsonl")
+    _, config = _transcribe_to(args, paths, transcripts, "jsonl", relative_paths=True)
     args.ref, args.hyp = str(args.manifest), str(transcripts)
     return _run_score(args, ValidationRules.for_model(config, purpose="eval"))
 

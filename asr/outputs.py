@@ -29,10 +29,13 @@ class OutputError(ValueError):
 
 class OutputWriter:
     def __init__(self, out: Path | None, fmt: str, inputs: list[str], resume: bool = False,
-                 min_confidence: float | None = None):
+                 min_confidence: float | None = None, relative_paths: bool = False):
+        """`relative_paths`: a JSONL file's rows name their audio relative to its folder, as manifests do (so
+        the file can move with the audio, and holds no path of the machine that wrote it)."""
         if fmt not in FORMATS:
             raise OutputError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
         self.fmt, self.out, self.min_confidence = fmt, out, min_confidence
+        self.relative_to = out.parent if relative_paths and out is not None and fmt == "jsonl" else None
         self.folder = out is not None and (out.is_dir() or str(out).endswith(os.sep) or
                                            (fmt in ("srt", "vtt") and len(inputs) > 1))
         if out is None and fmt in ("srt", "vtt"):
@@ -50,18 +53,24 @@ class OutputWriter:
             self.done = set(inputs) if resume and out.exists() else set()
         elif out is not None:
             rows = _read_finished(out, fmt) if resume and out.exists() else []
-            self.done = {row["audio_filepath"] for row in rows}
+            self.done = {self._key(row["audio_filepath"]) for row in rows}
             with atomic_write(out) as handle:  # drop torn and failed rows before appending again
                 for row in rows:
                     handle.write(render_line(row, fmt))
             self.handle = out.open("a", encoding="utf-8")
 
+    def _key(self, path: str) -> str:
+        """How a finished row is recognised: its path, resolved when the rows hold relative ones."""
+        return str((self.relative_to / path).resolve()) if self.relative_to is not None else path
+
     def is_done(self, path: str) -> bool:
-        return path in self.done
+        return (str(Path(path).resolve()) if self.relative_to is not None else path) in self.done
 
     def write(self, row: dict) -> None:
         if self.min_confidence is not None:
             row = flag_low_confidence(row, self.min_confidence)
+        if self.relative_to is not None:
+            row = {**row, "audio_filepath": os.path.relpath(Path(row["audio_filepath"]).resolve(), self.relative_to)}
         if self.folder:
             self._write_to_folder(row)
         elif self.out is None:

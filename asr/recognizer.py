@@ -3,7 +3,8 @@
 Accepted: a run directory (`model.keras` + `config.yaml`), a `.keras` file with its `config.yaml` beside it,
 an exported SavedModel folder (`asr export --format savedmodel`), or nothing: the bundled default model.
 A published model folder may also hold `decoding.yaml`: its default decoding options (e.g. beam search with
-the LM shipped beside it, α/β tuned on dev), which `asr transcribe`/`asr evaluate` use unless told otherwise.
+the LM shipped beside it, α/β tuned on dev), and `vad.yaml`: its voice-activity settings (how much audio
+around speech its model wants); `asr transcribe`/`asr evaluate` use them unless told otherwise.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from asr.backend import keras, tf
 from asr.config import Config, ConfigError, load_config
 from asr.decoding import DecoderError, DecodingOptions
 from asr.utils import atomic_write
+from asr.vad import VadError, VadOptions
 
 BUNDLED_MODEL = Path(__file__).parent / "assets" / "default_model"
 CONFIG_NAME = "config.yaml"
 DECODING_NAME = "decoding.yaml"
+VAD_NAME = "vad.yaml"  # the folder's voice-activity settings, e.g. how much audio its model wants around speech
 
 
 class ModelError(ValueError):
@@ -35,6 +38,7 @@ class Recognizer:
     _call: object  # (waveforms [B, N] float32, lengths [B] int32) -> (logits [B, T, C], output lengths [B])
     keras_model: keras.Model | None = None  # None for an exported SavedModel
     decoding: DecodingOptions = field(default_factory=DecodingOptions)  # the folder's decoding.yaml, if any
+    vad: VadOptions = field(default_factory=VadOptions)  # the folder's vad.yaml, if any
 
     @property
     def sample_rate(self) -> int:
@@ -51,11 +55,12 @@ class Recognizer:
         One input: its `FileResult` (`.text`, `.words` with times in seconds and confidences), or AudioError
         when it cannot be read. A list: one result per input, in order, a failure carried in its `.error`.
         `decoding` defaults to this model's own (its folder's decoding.yaml, e.g. beam search with its LM);
-        `options` (a `TranscribeOptions`) to 20 s windows with the voice activity detector on.
+        `options` (a `TranscribeOptions`) to 20 s windows with the voice activity detector on (the folder's
+        vad.yaml settings, if it has one).
         """
         from asr.audio import AudioError
         from asr.decoding import make_decoder
-        from asr.transcribe import AudioArray, transcribe
+        from asr.transcribe import AudioArray, TranscribeOptions, transcribe
 
         single = not isinstance(audio, list | tuple)
         items = [audio] if single else list(audio)
@@ -64,6 +69,7 @@ class Recognizer:
         sources = [AudioArray(item, sample_rate, f"<array {i}>") if isinstance(item, np.ndarray) else str(item)
                    for i, item in enumerate(items)]
         decoder = make_decoder(self.config.alphabet(), decoding or self.decoding)
+        options = options or TranscribeOptions(vad=self.vad)
         by_name = {result.path: result for result in transcribe(sources, self, decoder, options, progress)}
         results = [by_name[source.name if isinstance(source, AudioArray) else source] for source in sources]
         if single and results[0].error:
@@ -110,7 +116,8 @@ def load_model(path: str | Path | None = None) -> Recognizer:
         outputs = model({"waveform": waveforms, "waveform_lengths": lengths}, training=False)
         return outputs["logits"], outputs["output_lengths"]
 
-    return Recognizer(config, keras_file, call, model, read_decoding_options(keras_file.parent))
+    return Recognizer(config, keras_file, call, model, read_decoding_options(keras_file.parent),
+                      read_vad_options(keras_file.parent))
 
 
 def _load_savedmodel(path: Path) -> Recognizer:
@@ -122,7 +129,7 @@ def _load_savedmodel(path: Path) -> Recognizer:
         outputs = signature(waveform=waveforms, waveform_lengths=lengths)
         return outputs["logits"], outputs["output_lengths"]
 
-    return Recognizer(config, path, call, decoding=read_decoding_options(path))
+    return Recognizer(config, path, call, decoding=read_decoding_options(path), vad=read_vad_options(path))
 
 
 def _config_beside(model_file: Path) -> Config:
@@ -155,6 +162,24 @@ def read_decoding_options(folder: Path) -> DecodingOptions:
         return DecodingOptions.from_dict(data, str(path))
     except DecoderError as error:
         raise ModelError(str(error)) from None
+
+
+def read_vad_options(folder: Path) -> VadOptions:
+    """The folder's vad.yaml (any `VadOptions` fields), or the defaults when there is none."""
+    path = folder / VAD_NAME
+    if not path.is_file():
+        return VadOptions()
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        if data.get("method") is False:  # YAML 1.1 reads an unquoted `off` as false
+            data["method"] = "off"
+        return VadOptions(**data)
+    except yaml.YAMLError as error:
+        raise ModelError(f"{path}: not valid YAML ({error})") from None
+    except TypeError as error:  # an unknown field
+        raise ModelError(f"{path}: {error}") from None
+    except VadError as error:
+        raise ModelError(f"{path}: {error}") from None
 
 
 def write_decoding_options(folder: Path, options: DecodingOptions) -> Path:

@@ -14,6 +14,7 @@ system cannot improve its score by skipping hard files; hypothesis rows with no 
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -214,6 +215,12 @@ def _resolve(path: str) -> str:
     return str(Path(path).resolve())
 
 
+def _shown(path: str) -> str:
+    """A reference's path as reports show it: relative to the current folder, so a report written by a
+    pipeline holds no path of the machine that ran it (and reads the same on another checkout)."""
+    return os.path.relpath(_resolve(path))
+
+
 def match_rows(refs: Sequence[Utterance], hyps: Sequence[Hypothesis]
                ) -> tuple[list[Hypothesis | None], list[dict], str]:
     """Pair each reference with its hypothesis; returns (per-reference hypothesis, unmatched rows, method)."""
@@ -306,7 +313,7 @@ def score(refs: Sequence[Utterance], hyps: Sequence[Hypothesis | dict], normaliz
     char_scores = align(ref_texts, hyp_texts, words=False)
     utterances = [
         UtteranceScore(
-            audio_filepath=_resolve(ref.audio_filepath or ref.source), reference=rt, hypothesis=ht,
+            audio_filepath=_shown(ref.audio_filepath or ref.source), reference=rt, hypothesis=ht,
             duration=float(ref.duration), speaker=ref.speaker, status=_status(hyp), words=w[0], chars=c[0],
             alignment=w[1], error=hyp.error if hyp is not None else None,
             word_confidences=token_confidences(hyp.words, ht.split(), normalize) if hyp is not None else None,

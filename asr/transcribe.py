@@ -120,6 +120,7 @@ class Segment:
     samples: np.ndarray  # a speech region of the window (the whole window with the VAD off); may be empty
     last: bool
     window_end: float  # seconds: where the window this came from ends
+    speech: tuple[tuple[float, float], ...] = ()  # file-time spans near speech: only words there are kept
 
 
 @dataclass
@@ -220,12 +221,13 @@ def read_segments(source: Source, file_index: int, sample_rate: int, window: flo
                 else:  # the next window starts at the pause: no overlap needed, no word crosses a pause
                     next_start = start + max(1, round(cut * rate / sample_rate))
                     owned_to, samples = next_start / rate, samples[:cut]
-                regions = [(low, min(high, len(samples))) for low, high
-                           in speech.regions(round(vad.pad_seconds * sample_rate)) if low < len(samples)]
+                regions = _clipped(speech.regions(round(vad.context_seconds * sample_rate)), len(samples))
+                near_speech = tuple((begin + low / sample_rate, begin + high / sample_rate) for low, high
+                                    in _clipped(speech.regions(round(vad.pad_seconds * sample_rate)), len(samples)))
                 window_end = begin + len(samples) / sample_rate
                 for index, (low, high) in enumerate(regions):
                     yield Segment(file_index, begin + low / sample_rate, (owned_from, owned_to), samples[low:high],
-                                  last and index == len(regions) - 1, window_end)
+                                  last and index == len(regions) - 1, window_end, near_speech)
                 if last:
                     if not regions:
                         yield Segment(file_index, begin, (owned_from, owned_to), samples[:0], True, window_end)
@@ -233,6 +235,10 @@ def read_segments(source: Source, file_index: int, sample_rate: int, window: flo
                 start, owned_from = next_start, owned_to
     except (sf.LibsndfileError, RuntimeError) as error:
         raise AudioError(path, f"corrupt or truncated audio ({error})") from None
+
+
+def _clipped(regions: list[tuple[int, int]], length: int) -> list[tuple[int, int]]:
+    return [(low, min(high, length)) for low, high in regions if low < length]
 
 
 def pause_cut(pauses: list[tuple[int, int]], length: int, sample_rate: int, vad: VadOptions) -> int | None:
@@ -310,5 +316,6 @@ def _keep_words(segment: Segment, transcript: Transcript, result: FileResult) ->
     low, high = segment.owned
     for word in transcript.words:
         shifted = Word(word.word, word.start + segment.offset, word.end + segment.offset, word.confidence)
-        if low <= (shifted.start + shifted.end) / 2 < high:
+        middle = (shifted.start + shifted.end) / 2
+        if low <= middle < high and any(start <= middle <= end for start, end in segment.speech):
             result.words.append(shifted)

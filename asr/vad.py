@@ -58,6 +58,9 @@ VOICING_GAP_SECONDS = 0.02  # periodicity dips this short inside a vowel (a roug
 MIN_SPEECH_SECONDS = 0.05  # a click, after the band-pass, lasts less
 MIN_PAUSE_SECONDS = 0.3
 PAD_SECONDS = 0.1  # the bundled model errs more with more silence around a word (BENCHMARKS.md)
+# Audio decoded around each speech region; words are kept only within PAD_SECONDS of speech. How much a model
+# wants depends on the silence it was trained with: a model folder sets its own in vad.yaml (AN4's: 0.5 s).
+CONTEXT_SECONDS = PAD_SECONDS
 SILENCE_DB = -100.0  # the band power given to an all-zero frame (the log of 0 is not a number)
 
 
@@ -66,7 +69,8 @@ class VadError(ValueError):
 
 
 _RANGES = {"periodicity": (0.0, 1.0), "margin_db": (0.0, 60.0), "absolute_floor_db": (SILENCE_DB, 0.0),
-           "min_speech_seconds": (0.0, 10.0), "min_pause_seconds": (0.0, 60.0), "pad_seconds": (0.0, 10.0)}
+           "min_speech_seconds": (0.0, 10.0), "min_pause_seconds": (0.0, 60.0), "pad_seconds": (0.0, 10.0),
+           "context_seconds": (0.0, 10.0)}
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,8 @@ class VadOptions:
     absolute_floor_db: float = ABSOLUTE_FLOOR_DB
     min_speech_seconds: float = MIN_SPEECH_SECONDS
     min_pause_seconds: float = MIN_PAUSE_SECONDS
-    pad_seconds: float = PAD_SECONDS
+    pad_seconds: float = PAD_SECONDS  # words are kept within this much of speech
+    context_seconds: float = CONTEXT_SECONDS  # audio decoded around each speech region (at least pad_seconds)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -91,6 +96,9 @@ class VadOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
                 raise VadError(f"vad {name} must be a number from {low:g} to {high:g}, got {value!r}")
+        if self.context_seconds < self.pad_seconds:
+            raise VadError(f"vad context_seconds ({self.context_seconds}) must be at least pad_seconds "
+                           f"({self.pad_seconds}): words are kept only where audio was decoded")
         if self.method == "webrtc":
             _webrtcvad()  # fail before the first file, not inside the batch, when the package is missing
 

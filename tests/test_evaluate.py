@@ -25,6 +25,13 @@ def test_evaluate_transcribes_and_scores_a_manifest(trained_run, tmp_path):
     assert data["wer"] == 1 / 5  # 5 reference words, 1 deleted
     assert data["words"]["deletions"] == 1 and data["words"]["substitutions"] == 0
     assert len((report / "transcripts.jsonl").read_text().splitlines()) == 4
+    # Published reports hold no absolute path: transcripts name audio relative to their folder (matched exactly,
+    # not by file name), reports relative to the current folder.
+    rows = [json.loads(line) for line in (report / "transcripts.jsonl").read_text().splitlines()]
+    assert not any(row["audio_filepath"].startswith("/") for row in rows)
+    full = json.loads((report / "report.json").read_text())
+    assert full["inputs"]["match_method"] != "file name (no resolved path matched)"
+    assert not any(u["audio_filepath"].startswith("/") for u in full["utterances"])
     assert (report / "report.html").stat().st_size > 1000 and (report / "report.md").exists()
     assert "WER 20.00%" in result.stdout
 

@@ -176,3 +176,44 @@ def test_words_come_only_from_speech(tmp_path):
     for word in words:
         middle = (word["start"] + word["end"]) / 2
         assert any(start - 0.1 <= middle <= end + 0.1 for start, end in truth), word
+
+
+def test_context_decodes_audio_around_speech_but_keeps_words_only_near_it(tmp_path):
+    audio, [(start, end)] = place([voice(0.6)], gap=2.0)
+    path = tmp_path / "one.wav"
+    write_audio(path, audio, RATE)
+    tight, wide = VadOptions(), VadOptions(context_seconds=0.5)
+    [narrow] = read_segments(str(path), 0, RATE, vad=tight)
+    [broad] = read_segments(str(path), 0, RATE, vad=wide)
+    assert narrow.speech == broad.speech  # the same place where words may be
+    (low, high), = broad.speech
+    assert low == pytest.approx(start - tight.pad_seconds, abs=0.05) and high == pytest.approx(end + 0.1, abs=0.05)
+    assert len(narrow.samples) / RATE == pytest.approx(end - start + 2 * tight.pad_seconds, abs=0.05)
+    assert len(broad.samples) / RATE == pytest.approx(end - start + 2 * 0.5, abs=0.05)  # more audio decoded
+    assert broad.offset == pytest.approx(start - 0.5, abs=0.05)
+    with pytest.raises(VadError, match="context_seconds .* must be at least pad_seconds"):
+        VadOptions(pad_seconds=0.3, context_seconds=0.1)
+
+
+def test_a_model_folders_vad_yaml_is_its_default_and_flags_override_it(tmp_path, trained_run):
+    import shutil
+
+    from asr import cli
+    from asr.recognizer import ModelError, read_vad_options
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained_run, folder, ignore=shutil.ignore_patterns("checkpoints", "tensorboard"))
+    assert load_model(folder).vad == VadOptions()
+    (folder / "vad.yaml").write_text("context_seconds: 0.5\n")
+    assert load_model(folder).vad == VadOptions(context_seconds=0.5)
+    (folder / "vad.yaml").write_text("context: 0.5\n")
+    with pytest.raises(ModelError, match="vad.yaml: .*context"):
+        read_vad_options(folder)
+    (folder / "vad.yaml").write_text("context_seconds: 0.5\nmethod: off\n")
+    silence = tmp_path / "silence.wav"
+    write_audio(silence, np.zeros(RATE, np.float32), RATE)
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["transcribe", str(silence), "--model", str(folder), "--out", str(out), "--quiet"]) == 0
+    assert cli.main(["transcribe", str(silence), "--model", str(folder), "--out", str(out), "--quiet",
+                     "--vad", "voicing"]) == 0
+    assert json.loads(out.read_text())["text"] == ""  # the flag's method over the folder's "off"
