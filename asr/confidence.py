@@ -130,12 +130,14 @@ class WordOutcomes:
 def word_outcomes(utterances: Iterable) -> WordOutcomes:
     """The hypothesis words of `asr.scoring.UtteranceScore`s: their alignment marks each word equal,
     substituted or inserted, and `word_confidences` holds one confidence per hypothesis word (or None)."""
+    from asr.scoring import aligned_words  # scoring imports this module for its reports
+
     confidences: list[float] = []
     correct: list[bool] = []
     owners: list[int] = []
     without = 0
     for index, utterance in enumerate(utterances):
-        labels = [chunk["op"] == "equal" for chunk in utterance.alignment for _ in chunk["hyp"]]
+        labels = [op == "equal" for op, _, hyp in aligned_words(utterance.alignment) if hyp is not None]
         scores = utterance.word_confidences
         if scores is None or len(scores) != len(labels):
             without += len(labels)

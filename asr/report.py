@@ -24,6 +24,11 @@ UNSET = object()  # "not computed yet", as opposed to None ("no word confidences
 JSON_NAME, MD_NAME, HTML_NAME = "report.json", "report.md", "report.html"
 MAX_HTML_UTTERANCES = 1000  # keeps the page usable in a browser; report.json has every row
 MAX_PLOTTED_SPEAKERS = 40
+# How each aligned word is shown ({r}: reference word, {h}: hypothesis word).
+MD_ALIGNED = {"equal": "{r}", "substitute": "\\[{r}→{h}\\]", "delete": "\\[-{r}\\]", "insert": "\\[+{h}\\]"}
+HTML_ALIGNED = {"equal": "{r}", "substitute": '<span class="sub" title="substitution"><s>{r}</s>&rarr;{h}</span>',
+                "delete": '<span class="del" title="deletion">{r}</span>',
+                "insert": '<span class="ins" title="insertion">{h}</span>'}
 BAR_COLOR = "#1f77b4"  # the browser test looks for this colour to know the plots rendered
 MD_SPECIAL = "\\`*_[]<>|#"
 CSS = """
@@ -143,18 +148,8 @@ def _md_table(header: list[str], rows: list) -> list[str]:
 
 def md_alignment(chunks: list[dict]) -> str:
     """`the [cat→bat] sat [+down] [-word]`: substitutions, insertions and deletions in brackets."""
-    parts = []
-    for chunk in chunks:
-        ref, hyp = [_md(w) for w in chunk["ref"]], [_md(w) for w in chunk["hyp"]]
-        if chunk["op"] == "equal":
-            parts += ref
-        elif chunk["op"] == "substitute":
-            parts += [f"\\[{r}→{h}\\]" for r, h in zip(ref, hyp, strict=True)]
-        elif chunk["op"] == "delete":
-            parts += [f"\\[-{r}\\]" for r in ref]
-        else:
-            parts += [f"\\[+{h}\\]" for h in hyp]
-    return " ".join(parts)
+    return " ".join(MD_ALIGNED[op].format(r=_md(ref or ""), h=_md(hyp or ""))
+                    for op, ref, hyp in scoring.aligned_words(chunks))
 
 
 def render_markdown(result: ScoreResult, comparison: Comparison | None = None, words: object = UNSET) -> str:
@@ -212,18 +207,8 @@ def _html_table(header: list[str], rows: list, numeric: tuple[int, ...] = ()) ->
 
 
 def html_alignment(chunks: list[dict]) -> str:
-    parts = []
-    for chunk in chunks:
-        ref, hyp = [_esc(w) for w in chunk["ref"]], [_esc(w) for w in chunk["hyp"]]
-        if chunk["op"] == "equal":
-            parts += ref
-        elif chunk["op"] == "substitute":
-            parts += [f'<span class="sub" title="substitution"><s>{r}</s>&rarr;{h}</span>'
-                      for r, h in zip(ref, hyp, strict=True)]
-        elif chunk["op"] == "delete":
-            parts += [f'<span class="del" title="deletion">{r}</span>' for r in ref]
-        else:
-            parts += [f'<span class="ins" title="insertion">{h}</span>' for h in hyp]
+    parts = (HTML_ALIGNED[op].format(r=_esc(ref or ""), h=_esc(hyp or ""))
+             for op, ref, hyp in scoring.aligned_words(chunks))
     return f'<div class="aligned">{" ".join(parts)}</div>'
 
 

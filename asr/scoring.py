@@ -17,7 +17,7 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 
@@ -343,17 +343,32 @@ def _counts_arrays(counts: Sequence[Counts]) -> tuple[np.ndarray, np.ndarray]:
     return np.array([c.errors for c in counts], np.int64), np.array([c.ref for c in counts], np.int64)
 
 
+def aligned_words(chunks: Iterable[dict]) -> Iterator[tuple[str, str | None, str | None]]:
+    """(op, reference word, hypothesis word) per position of an alignment: the one walk over its chunks.
+
+    op is "equal" or "substitute" (both words), "delete" (no hypothesis word) or "insert" (no reference word).
+    """
+    for chunk in chunks:
+        op, ref, hyp = chunk["op"], chunk["ref"], chunk["hyp"]
+        if op in ("equal", "substitute"):
+            yield from ((op, r, h) for r, h in zip(ref, hyp, strict=True))
+        elif op == "delete":
+            yield from ((op, r, None) for r in ref)
+        else:
+            yield from ((op, None, h) for h in hyp)
+
+
 def error_counters(utterances: Iterable[UtteranceScore]) -> tuple[Counter, Counter, Counter]:
     """Word substitution pairs, inserted words and deleted words over all alignments."""
     subs, ins, dels = Counter(), Counter(), Counter()
     for utterance in utterances:
-        for chunk in utterance.alignment:
-            if chunk["op"] == "substitute":
-                subs.update(zip(chunk["ref"], chunk["hyp"], strict=True))
-            elif chunk["op"] == "insert":
-                ins.update(chunk["hyp"])
-            elif chunk["op"] == "delete":
-                dels.update(chunk["ref"])
+        for op, ref, hyp in aligned_words(utterance.alignment):
+            if op == "substitute":
+                subs[(ref, hyp)] += 1
+            elif op == "insert":
+                ins[hyp] += 1
+            elif op == "delete":
+                dels[ref] += 1
     return subs, ins, dels
 
 
