@@ -142,17 +142,25 @@ def _config_beside(model_file: Path) -> Config:
         raise ModelError(f"{config_path}: {error}") from None
 
 
-def read_decoding_options(folder: Path) -> DecodingOptions:
-    """The folder's decoding.yaml (an LM path in it is relative to the folder), or greedy when there is none."""
-    path = folder / DECODING_NAME
+def _folder_settings(path: Path) -> dict | None:
+    """A model folder's settings file as a mapping, None when the folder has none; errors name the file."""
     if not path.is_file():
-        return DecodingOptions()
+        return None
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ModelError(f"{path}: not valid YAML ({error})") from None
     if not isinstance(data, dict):
-        raise ModelError(f"{path}: expected a mapping of decoding options")
+        raise ModelError(f"{path}: expected a mapping of settings")
+    return data
+
+
+def read_decoding_options(folder: Path) -> DecodingOptions:
+    """The folder's decoding.yaml (an LM path in it is relative to the folder), or greedy when there is none."""
+    path = folder / DECODING_NAME
+    data = _folder_settings(path)
+    if data is None:
+        return DecodingOptions()
     if data.get("lm_path") is not None:
         lm_path = folder / data["lm_path"]
         if not lm_path.is_file():
@@ -167,18 +175,14 @@ def read_decoding_options(folder: Path) -> DecodingOptions:
 def read_vad_options(folder: Path) -> VadOptions:
     """The folder's vad.yaml (any `VadOptions` fields), or the defaults when there is none."""
     path = folder / VAD_NAME
-    if not path.is_file():
+    data = _folder_settings(path)
+    if data is None:
         return VadOptions()
+    if data.get("method") is False:  # YAML 1.1 reads an unquoted `off` as false
+        data["method"] = "off"
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-        if data.get("method") is False:  # YAML 1.1 reads an unquoted `off` as false
-            data["method"] = "off"
         return VadOptions(**data)
-    except yaml.YAMLError as error:
-        raise ModelError(f"{path}: not valid YAML ({error})") from None
-    except TypeError as error:  # an unknown field
-        raise ModelError(f"{path}: {error}") from None
-    except VadError as error:
+    except (TypeError, VadError) as error:  # TypeError: a field VadOptions does not have
         raise ModelError(f"{path}: {error}") from None
 
 
