@@ -60,7 +60,7 @@ class Recognizer:
         """
         from asr.audio import AudioError
         from asr.decoding import make_decoder
-        from asr.transcribe import AudioArray, TranscribeOptions, transcribe
+        from asr.transcribe import AudioArray, transcribe
 
         single = not isinstance(audio, list | tuple)
         items = [audio] if single else list(audio)
@@ -69,7 +69,6 @@ class Recognizer:
         sources = [AudioArray(item, sample_rate, f"<array {i}>") if isinstance(item, np.ndarray) else str(item)
                    for i, item in enumerate(items)]
         decoder = make_decoder(self.config.alphabet(), decoding or self.decoding)
-        options = options or TranscribeOptions(vad=self.vad)
         by_name = {result.path: result for result in transcribe(sources, self, decoder, options, progress)}
         results = [by_name[source.name if isinstance(source, AudioArray) else source] for source in sources]
         if single and results[0].error:

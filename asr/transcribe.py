@@ -263,7 +263,7 @@ def transcribe(inputs: list[Source], model: Recognizer, decoder: Decoder,
     An input that cannot be read yields a result with `error` set; the others go on. Writing the results is
     the caller's job (`asr transcribe` writes rows as they come, so an interruption loses nothing).
     """
-    options = options or TranscribeOptions()
+    options = options or TranscribeOptions(vad=model.vad)  # the model folder's vad.yaml, if it has one
     ordered = sorted(inputs, key=_duration)  # similar lengths share batches
     results = [FileResult(_name(source)) for source in ordered]
     finished: list[FileResult] = []

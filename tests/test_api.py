@@ -60,3 +60,21 @@ def test_transcribe_api_errors_and_options(tmp_path):
     assert model.transcribe(noise, sample_rate=8000, options=no_vad).text != ""  # the model alone invents words
     beam = model.transcribe(SAMPLES / "2_theo_3.wav", decoding=asr.DecodingOptions("beam", beam_width=4))
     assert beam.text == "two"
+
+
+def test_the_transcription_core_uses_the_models_vad_settings():
+    import dataclasses
+
+    import numpy as np
+
+    import asr
+    from asr.decoding import make_decoder
+    from asr.transcribe import AudioArray, transcribe
+
+    model = asr.load_model()
+    noise = AudioArray(np.random.default_rng(0).normal(0, 0.3, 8000).astype(np.float32), 8000)
+    decoder = make_decoder(model.config.alphabet())
+    [with_vad] = transcribe([noise], model, decoder, progress=False)
+    [without] = transcribe([noise], dataclasses.replace(model, vad=asr.VadOptions(method="off")), decoder,
+                           progress=False)
+    assert with_vad.text == "" and without.text != ""  # e.g. a model folder's vad.yaml saying "off"
