@@ -1,7 +1,9 @@
 """Manifests: NeMo-compatible JSONL, one utterance per line, plus validation and speaker-disjoint splits.
 
 A row is `{"audio_filepath", "duration", "text"}` with optional `speaker`, `feature_filepath` (a `.npy`
-array [frames, dims] used instead of audio), `split` and `original_text`. Relative paths resolve against
+array [frames, dims] used instead of audio), `split` and `original_text`. A training row with empty text
+must say `"non_speech": true` (silence or noise the model should learn to say nothing for); any other
+empty transcript is taken for a missing one and rejected. Relative paths resolve against
 the manifest's folder, so a corpus folder with its manifest can be moved as a whole.
 """
 
@@ -23,6 +25,7 @@ from asr.text import Alphabet, ctc_min_frames, normalize_text
 from asr.utils import atomic_write
 
 IMPORT_ERROR = "import_error"
+NON_SPEECH = "non_speech"  # a row marked `"non_speech": true` is silence or noise, trained on with empty text
 PURPOSES = ("train", "eval")  # what a prepared manifest is for: see ValidationRules
 
 
@@ -173,6 +176,8 @@ def check(utterance: Utterance, rules: ValidationRules) -> Verdict:
         utterance.original_text = utterance.text
     utterance.text = normalize_text(utterance.text)
     if not utterance.text:
+        if utterance.extra.get(NON_SPEECH) is True and rules.purpose == "train":
+            return Verdict()
         return Verdict(f"empty text after normalisation (was {utterance.original_text!r})")
     problem = emission_problem(utterance.text, frames, rules)
     if problem is None:

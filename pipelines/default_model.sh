@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The bundled default model from scratch, resumable at every step (re-run after an interruption):
-#   1. synthesise the espeak-ng corpus (deterministic, seed 0);
-#   2. import synthetic, FSDD and Asterisk audio at 8 kHz against configs/default.yaml's rules;
-#   3. speaker-disjoint train/dev/test splits per corpus (Asterisk has one speaker: its split is by prompt);
-#   4. train configs/default.yaml;  5. calibrate word confidences on the FSDD and Asterisk dev splits
-#   (RUN_DIR/decoding.yaml);  6. evaluate each test split;  7. copy the model into asr/assets/.
+#   1. synthesise the espeak-ng corpus (seed 0) and silence/noise/tone clips with empty transcripts (seed 1000);
+#   2. import every corpus at 8 kHz (16 kHz ones are resampled on load) for evaluation (every row kept), then
+#      split each by speaker (Asterisk, one speaker, by prompt; AN4's test speakers are models/an4's dev
+#      speakers, so both models are scored on the same people; LJ Speech, one reader, is training only);
+#   3. training and dev sets keep only rows the model can learn from (1,200 synthetic utterances: real
+#      speech is most of each epoch), leave out the demo recordings
+#      (asr/samples) and synthetic renderings of held-out Asterisk prompts;
+#   4. train configs/default.yaml;  5. word 3-gram LM from the training transcripts, α/β tuned on dev;
+#   6. calibrate word confidences;  7. copy the model folder into asr/assets/;  8. evaluate each test split.
 #   bash pipelines/default_model.sh [RUN_DIR]     (default runs/default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,31 +16,69 @@ BIN=${BIN:-.venv/bin}
 RUN=${1:-runs/default}
 DATA=work/default
 CONFIG=configs/default.yaml
+SHARED=../shared/data
+BUNDLE=asr/assets/default_model
+AN4_TEST_SPEAKERS=fjam,mdxn,mfaa,mjhp,mmaf,mmap,msjr,mtcv  # models/an4's dev speakers
+SAMPLES=asr/samples/transcripts.tsv
 mkdir -p "$DATA"
 "$BIN/python" pipelines/synthesize_corpus.py --text pipelines/sentences.txt --out work/synth --count 3000 \
-    --seed 0 --jobs 2
+    --seed 0 --jobs 2 --quiet
+"$BIN/python" pipelines/make_nonspeech.py --out work/nonspeech --count 300
+
+prepare() {  # FORMAT SOURCE NAME: every readable row, for scoring (asr prepare exits 1 when it rejected some)
+  "$BIN/asr" prepare "$1" "$2" --out "$DATA/$3.jsonl" --config "$CONFIG" --purpose eval --quiet || [ $? -eq 1 ]
+}
+trainable() {  # NAME.PART: the rows of a split the model can learn from
+  "$BIN/asr" prepare manifest "$DATA/$1.jsonl" --out "$DATA/$1.ok.jsonl" --config "$CONFIG" --quiet || [ $? -eq 1 ]
+}
 if [ ! -f "$DATA/default.train.jsonl" ]; then
-  "$BIN/asr" prepare manifest work/synth/manifest.jsonl --out "$DATA/synth.jsonl" --config "$CONFIG" --quiet || [ $? -eq 1 ]
-  "$BIN/asr" prepare fsdd ../shared/data/fsdd --out "$DATA/fsdd.jsonl" --config "$CONFIG" --quiet || [ $? -eq 1 ]
-  "$BIN/asr" prepare tsv ../shared/data/asterisk --out "$DATA/asterisk.jsonl" --config "$CONFIG" --quiet || [ $? -eq 1 ]
+  prepare manifest work/synth/manifest.jsonl synth
+  prepare fsdd "$SHARED/fsdd" fsdd
+  prepare tsv "$SHARED/asterisk" asterisk
+  prepare tsv "$SHARED/speech_commands" speech_commands
+  prepare an4 "$SHARED/an4_wav" an4
+  prepare tsv "$SHARED/ljspeech" ljspeech
+  "$BIN/asr" prepare manifest work/nonspeech/manifest.jsonl --out "$DATA/nonspeech.train.ok.jsonl" \
+      --config "$CONFIG" --quiet
   "$BIN/asr" split "$DATA/synth.jsonl" --dev 0.05 --test 0.05 --seed 0
   "$BIN/asr" split "$DATA/fsdd.jsonl" --dev 0.2 --test 0.2 --seed 0
   "$BIN/asr" split "$DATA/asterisk.jsonl" --dev 0.1 --test 0.1 --seed 0
-  for part in train dev; do
-    cat "$DATA"/synth."$part".jsonl "$DATA"/fsdd."$part".jsonl "$DATA"/asterisk."$part".jsonl \
-        > "$DATA/default.$part.jsonl.tmp" && mv "$DATA/default.$part.jsonl.tmp" "$DATA/default.$part.jsonl"
+  "$BIN/asr" split "$DATA/speech_commands.jsonl" --dev 0.1 --test 0.15 --seed 0
+  # asr split names its fixed speakers "dev": swap the parts so that they are AN4's test set.
+  "$BIN/asr" split "$DATA/an4.jsonl" --dev-speakers "$AN4_TEST_SPEAKERS" --test 0.1 --seed 0
+  mv "$DATA/an4.dev.jsonl" "$DATA/an4.swap.jsonl" && mv "$DATA/an4.test.jsonl" "$DATA/an4.dev.jsonl"
+  mv "$DATA/an4.swap.jsonl" "$DATA/an4.test.jsonl"
+  cp "$DATA/ljspeech.jsonl" "$DATA/ljspeech.train.jsonl"
+  for corpus in synth fsdd asterisk speech_commands an4 ljspeech; do
+    for part in train dev; do
+      [ -f "$DATA/$corpus.$part.jsonl" ] && trainable "$corpus.$part"
+    done
   done
+  "$BIN/python" pipelines/combine_manifests.py "$DATA/synth.train.kept.jsonl" "$DATA/synth.train.ok.jsonl" \
+      --exclude-text "$DATA/asterisk.dev.jsonl" "$DATA/asterisk.test.jsonl" "$SAMPLES" --max-per-input 1200
+  "$BIN/python" pipelines/combine_manifests.py "$DATA/default.dev.jsonl" \
+      "$DATA"/{synth,fsdd,asterisk,speech_commands,an4}.dev.ok.jsonl --exclude-audio "$SAMPLES" --max-per-input 120
+  "$BIN/python" pipelines/combine_manifests.py "$DATA/default.train.jsonl" "$DATA/synth.train.kept.jsonl" \
+      "$DATA"/{fsdd,asterisk,speech_commands,an4,ljspeech,nonspeech}.train.ok.jsonl --exclude-audio "$SAMPLES"
 fi
+
 if [ -f "$RUN/checkpoints/state.json" ]; then
   "$BIN/asr" train --out "$RUN" --resume --quiet
 else
   "$BIN/asr" train --config "$CONFIG" --out "$RUN" --quiet
 fi
-"$BIN/python" pipelines/calibrate_confidence.py --model "$RUN" --write \
-    --manifest "$DATA/fsdd.dev.jsonl" "$DATA/asterisk.dev.jsonl"
-for corpus in synth fsdd asterisk; do
-  "$BIN/asr" evaluate --manifest "$DATA/$corpus.test.jsonl" --model "$RUN" --report "reports/default/$corpus" --quiet
+
+mkdir -p "$BUNDLE"
+cp "$RUN/model.keras" "$RUN/config.yaml" "$RUN/alphabet.json" "$BUNDLE/"
+"$BIN/python" pipelines/build_lm.py "$DATA/default.train.jsonl" --order 3 --out "$BUNDLE/lm.arpa"
+"$BIN/python" pipelines/tune_decoder.py --model "$BUNDLE" --manifest "$DATA/default.dev.jsonl" \
+    --lm "$BUNDLE/lm.arpa" --alpha 0.25 0.5 0.75 1 1.5 --beta 0 1 2 3 --beam-width 32 \
+    --out "$DATA/tuning.json" --write-decoding "$BUNDLE" | tee "$DATA/tuning.txt"
+"$BIN/python" pipelines/calibrate_confidence.py --model "$BUNDLE" --write --manifest "$DATA/default.dev.jsonl"
+for corpus in fsdd speech_commands an4 asterisk synth; do
+  "$BIN/asr" evaluate --manifest "$DATA/$corpus.test.jsonl" --model "$BUNDLE" --decoder greedy \
+      --report "reports/default/$corpus/greedy" --quiet
+  "$BIN/asr" evaluate --manifest "$DATA/$corpus.test.jsonl" --model "$BUNDLE" \
+      --report "reports/default/$corpus/beam_lm" --quiet
 done
-mkdir -p asr/assets/default_model
-cp "$RUN/model.keras" "$RUN/config.yaml" "$RUN/decoding.yaml" asr/assets/default_model/
-echo "bundled: asr/assets/default_model ($(du -sh asr/assets/default_model | cut -f1))"
+echo "bundled: $BUNDLE ($(du -sh "$BUNDLE" | cut -f1))"

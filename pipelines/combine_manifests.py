@@ -1,0 +1,74 @@
+"""Join prepared manifests into one, leaving out held-out recordings and held-out sentences.
+
+    python pipelines/combine_manifests.py OUT IN.jsonl... [--exclude-audio LIST...] [--exclude-text MANIFEST...]
+        [--max-per-input N] [--seed 0]
+
+--exclude-audio drops rows whose audio file has the same name (without folder and extension) as a file in a
+manifest or `transcripts.tsv` (e.g. asr/samples: the demo must be scored on recordings the model never heard).
+--exclude-text drops rows whose normalised text is the text of a row there (e.g. synthetic renderings of
+the Asterisk test prompts). --max-per-input keeps a seeded random N rows of each input, for a dev set that
+is quick to score every epoch. Prints what was kept and dropped per input; writes OUT atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import sys
+from pathlib import Path
+
+from asr.data import Utterance, read_manifest, write_manifest
+from asr.text import normalize_text
+
+
+def _rows_of(path: Path) -> list[tuple[str, str]]:
+    """(audio path, text) of each row of a manifest or a `path<TAB>text` table."""
+    if path.suffix == ".jsonl":
+        return [(row.audio_filepath or "", row.text) for row in read_manifest(path)]
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [(row["path"], row["text"]) for row in csv.DictReader(handle, delimiter="\t")]
+
+
+def held_out(audio_lists: list[Path], text_lists: list[Path]) -> tuple[set[str], set[str]]:
+    names = {Path(audio).stem for path in audio_lists for audio, _ in _rows_of(path)}
+    texts = {normalize_text(text) for path in text_lists for _, text in _rows_of(path)}
+    return names, texts - {""}
+
+
+def combine(inputs: list[Path], names: set[str], texts: set[str], max_per_input: int | None = None,
+            seed: int = 0) -> tuple[list[Utterance], list[str]]:
+    """The kept rows and one summary line per input."""
+    kept: list[Utterance] = []
+    lines = []
+    for path in inputs:
+        rows = read_manifest(path)
+        usable = [r for r in rows if Path(r.audio_filepath or "").stem not in names
+                  and (not r.text or normalize_text(r.text) not in texts)]
+        if max_per_input is not None and len(usable) > max_per_input:
+            usable = random.Random(seed).sample(usable, max_per_input)
+        kept.extend(usable)
+        minutes = sum(r.duration for r in usable) / 60
+        lines.append(f"{path}: kept {len(usable)} of {len(rows)} rows ({minutes:.1f} min)")
+    return kept, lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="combined manifest to write")
+    parser.add_argument("inputs", type=Path, nargs="+", help="prepared manifests")
+    parser.add_argument("--exclude-audio", type=Path, nargs="*", default=[], help="manifests/TSVs of held-out files")
+    parser.add_argument("--exclude-text", type=Path, nargs="*", default=[], help="manifests/TSVs of held-out texts")
+    parser.add_argument("--max-per-input", type=int, help="keep at most N random rows of each input")
+    parser.add_argument("--seed", type=int, default=0, help="seed for --max-per-input")
+    args = parser.parse_args(argv)
+    names, texts = held_out(args.exclude_audio, args.exclude_text)
+    rows, lines = combine(args.inputs, names, texts, args.max_per_input, args.seed)
+    write_manifest(args.out, rows)
+    print("\n".join(lines))
+    print(f"{args.out}: {len(rows)} rows ({sum(r.duration for r in rows) / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
