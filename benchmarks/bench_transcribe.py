@@ -1,11 +1,13 @@
 """Transcription throughput per decoder, and peak memory on 1 min vs 60 min files. Prints numbers only.
 
-    python benchmarks/bench_transcribe.py [--model RUN_DIR] [--repeats 3] [--long-minutes 60]
+    python benchmarks/bench_transcribe.py [--model RUN_DIR] [--manifest M.jsonl] [--repeats 3] [--long-minutes 60]
 
-Throughput: the FSDD test recordings (8 kHz) through `asr.transcribe.transcribe` with greedy, beam and
-beam + trigram LM (built from the FSDD training transcripts), median of `--repeats` runs, as × real time
-(audio seconds / wall seconds) and RTF (wall / audio). Memory: `asr transcribe` in a child process on a
-1-minute and a long file made of Asterisk prompts; peak RSS from wait4's rusage.
+Throughput: the FSDD test recordings (8 kHz; or the audio of `--manifest`) through
+`asr.transcribe.transcribe` with greedy, beam and beam + trigram LM (built from the FSDD training
+transcripts), and the model folder's own decoding (`decoding.yaml`, e.g. its shipped LM) when it has one,
+median of `--repeats` runs, as × real time (audio seconds / wall seconds) and RTF (wall / audio).
+Memory: `asr transcribe` in a child process on a 1-minute and a long file made of Asterisk prompts; peak
+RSS from wait4's rusage.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import load_audio, write_audio
+from asr.data import read_manifest
 from asr.decoding import DecodingOptions, make_decoder
 from asr.lm import build_lm
 from asr.recognizer import load_model
@@ -38,9 +41,10 @@ def fsdd_split(split: str) -> list[tuple[str, str]]:
     return [(str(SHARED / "fsdd" / r["path"]), r["text"]) for r in rows if r["split"] == split]
 
 
-def throughput(model_path, repeats: int, tmp: Path) -> None:
+def throughput(model_path, repeats: int, tmp: Path, manifest: Path | None = None) -> None:
     model = load_model(model_path)
-    files = [path for path, _ in fsdd_split("test")]
+    files = ([row.audio_filepath for row in read_manifest(manifest)] if manifest
+             else [path for path, _ in fsdd_split("test")])
     lm_text = tmp / "train.txt"
     lm_text.write_text("\n".join(text for _, text in fsdd_split("train")) + "\n")
     build_lm(lm_text, tmp / "lm.arpa", order=3)
@@ -48,7 +52,10 @@ def throughput(model_path, repeats: int, tmp: Path) -> None:
     decoders = {"greedy": make_decoder(alphabet), "beam (width 32)": make_decoder(alphabet, DecodingOptions("beam")),
                 "beam + 3-gram LM (width 32)": make_decoder(alphabet,
                                                              DecodingOptions("beam_lm", lm_path=str(tmp / "lm.arpa")))}
-    print(f"model: {model.source}; {len(files)} FSDD test files\n")
+    if model.decoding.lm_path:
+        decoders[f"the model's decoding.yaml ({model.decoding.decoder}, width {model.decoding.beam_width}, "
+                 f"its {Path(model.decoding.lm_path).name})"] = make_decoder(alphabet, model.decoding)
+    print(f"model: {model.source}; {len(files)} files from {manifest or 'the FSDD test split'}\n")
     print("| decoder | audio s | median wall s | × real time | RTF |")
     print("|---|---|---|---|---|")
     for name, decoder in decoders.items():
@@ -97,11 +104,12 @@ def memory(model_path, tmp: Path, long_minutes: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="run directory or exported model (default: bundled)")
+    parser.add_argument("--manifest", type=Path, help="time these files instead of the FSDD test split")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--long-minutes", type=float, default=60)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        throughput(args.model, args.repeats, Path(folder))
+        throughput(args.model, args.repeats, Path(folder), args.manifest)
         memory(args.model, Path(folder), args.long_minutes)
 
 
