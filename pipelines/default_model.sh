@@ -77,7 +77,11 @@ install -m 644 "$SHARED/speech_commands/LICENSE" "$BUNDLE/SPEECH_COMMANDS_LICENS
     --lm "$BUNDLE/lm.arpa" --alpha 0.25 0.5 0.75 1 1.5 --beta 0 1 2 3 --beam-width 32 \
     --out "$DATA/tuning.json" --write-decoding "$BUNDLE" | tee "$DATA/tuning.txt"
 "$BIN/python" pipelines/calibrate_confidence.py --model "$BUNDLE" --write --manifest "$DATA/default.dev.jsonl"
-for corpus in fsdd speech_commands an4 asterisk synth; do
+# The AN4 test speakers once more as a phone line would carry them (8 kHz band-pass, mu-law): wideband and
+# telephone input through the same model.
+"$BIN/python" pipelines/telephone_copy.py "$DATA/an4.test.jsonl" --out "$DATA/an4_phone"
+prepare manifest "$DATA/an4_phone/manifest.jsonl" an4_phone.test
+for corpus in fsdd speech_commands an4 an4_phone asterisk synth; do
   "$BIN/asr" evaluate --manifest "$DATA/$corpus.test.jsonl" --model "$BUNDLE" --decoder greedy \
       --report "reports/default/$corpus/greedy" --quiet
   "$BIN/asr" evaluate --manifest "$DATA/$corpus.test.jsonl" --model "$BUNDLE" \

@@ -86,3 +86,19 @@ def test_combining_leaves_out_held_out_recordings_and_texts_and_samples_dev(tmp_
     assert [r.text for r in rows[:1]] == ["hello there"]  # the demo's file and the demo's sentence are gone
     assert len(rows) == 5 and all(json.loads(line).get(NON_SPEECH) for line in out.read_text().splitlines()[1:])
     assert "kept 1 of 3 rows" in printed and "kept 4 of 10 rows" in printed
+
+
+def test_telephone_copy_band_limits_and_mu_law_codes(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "pipelines"))
+    from telephone_copy import mu_law, telephone
+
+    levels = np.linspace(-1, 1, 10001, dtype=np.float32)
+    coded = mu_law(levels)
+    assert coded[0] == pytest.approx(-1.0) and coded[-1] == pytest.approx(1.0) and abs(coded[5000]) < 1e-4
+    assert len(np.unique(coded)) == 255  # 8-bit codes, +0 and -0 alike
+    quiet = np.abs(levels) < 0.01
+    assert np.abs(coded - levels)[quiet].max() < 5e-4  # fine steps near zero, coarse ones near full scale
+    t = np.arange(8000) / 8000
+    hum, voice = np.sin(2 * np.pi * 60 * t) * 0.5, np.sin(2 * np.pi * 1000 * t) * 0.5
+    assert np.sqrt(np.mean(telephone(hum)[800:] ** 2)) < 0.01  # below the 300 Hz edge
+    assert np.sqrt(np.mean(telephone(voice)[800:] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.05)
