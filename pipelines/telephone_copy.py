@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from synthesize_corpus import telephone_filter, write_wav
 
 from asr.audio import load_audio
 from asr.data import Utterance, read_manifest, write_manifest
-from synthesize_corpus import telephone_filter, write_wav
 
 RATE = 8000
 MU = 255  # G.711 mu-law

@@ -102,3 +102,21 @@ def test_telephone_copy_band_limits_and_mu_law_codes(tmp_path, monkeypatch):
     hum, voice = np.sin(2 * np.pi * 60 * t) * 0.5, np.sin(2 * np.pi * 1000 * t) * 0.5
     assert np.sqrt(np.mean(telephone(hum)[800:] ** 2)) < 0.01  # below the 300 Hz edge
     assert np.sqrt(np.mean(telephone(voice)[800:] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.05)
+
+
+def test_results_table_reads_greedy_lm_and_baseline_reports(tmp_path):
+    def report(path: Path, wer: float, cer: float) -> None:
+        path.mkdir(parents=True)
+        summary = {"wer": wer, "wer_ci": [wer - 0.01, wer + 0.02], "cer": cer, "cer_ci": [cer - 0.01, cer + 0.01],
+                   "utterances": 7}
+        (path / "report.json").write_text(json.dumps({"summary": summary}))
+
+    report(tmp_path / "runs" / "fsdd" / "greedy", 0.1, 0.05)
+    report(tmp_path / "runs" / "fsdd" / "beam_lm", 0.04, 0.03)
+    report(tmp_path / "ps" / "fsdd", 0.748, 0.6)
+    printed = run_script("results_table.py", tmp_path / "runs", "--baseline", tmp_path / "ps", "--corpora", "fsdd",
+                         "an4")
+    rows = printed.splitlines()
+    assert rows[2] == ("| fsdd | 7 | 10.0% (9.0%–12.0%) | 4.0% (3.0%–6.0%) | 5.0% (4.0%–6.0%) | 3.0% (2.0%–4.0%) "
+                       "| 74.8% |")
+    assert rows[3] == "| an4 | 0 | — | — | — | — | — |"
