@@ -8,7 +8,8 @@
 #      speech is most of each epoch), leave out the demo recordings
 #      (asr/samples) and synthetic renderings of held-out Asterisk prompts;
 #   4. train configs/default.yaml;  5. word 3-gram LM from the training transcripts, α/β tuned on dev;
-#   6. calibrate word confidences;  7. copy the model folder into asr/assets/;  8. evaluate each test split.
+#   6. calibrate word confidences;  7. copy the model folder into asr/assets/;  8. evaluate each test split,
+#   greedy and with the LM (pocketsphinx beside it: pipelines/baselines.sh), into reports/default/results.md.
 #   bash pipelines/default_model.sh [RUN_DIR]     (default runs/default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,4 +88,6 @@ for corpus in fsdd speech_commands an4 an4_phone asterisk synth; do
   "$BIN/asr" evaluate --manifest "$DATA/$corpus.test.jsonl" --model "$BUNDLE" \
       --report "reports/default/$corpus/beam_lm" --quiet
 done
+"$BIN/python" pipelines/results_table.py reports/default --baseline reports/pocketsphinx \
+    --corpora fsdd speech_commands an4 an4_phone asterisk synth > reports/default/results.md  # for the card
 echo "bundled: $BUNDLE ($(du -sh "$BUNDLE" | cut -f1))"
