@@ -3,6 +3,7 @@
     python benchmarks/bench_vad.py [--model MODEL] [--fsdd work/default/fsdd.test.jsonl]
                                    [--asterisk work/default/asterisk.test.jsonl] [--seeds 3] [--bootstrap 1000]
     python benchmarks/bench_vad.py --settings      # the measurements behind the padding and detection settings
+    python benchmarks/bench_vad.py --generated-only   # only the non-speech clips: the fraction with empty text
 
 Systems, all through `asr.transcribe.transcribe` with the model's greedy decoder and 20 s windows:
 - no VAD (`--vad off`): every window decoded whole;
@@ -277,7 +278,15 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--settings", action="store_true",
                         help="instead: the measurements behind the VAD's padding and detection settings")
+    parser.add_argument("--generated-only", action="store_true",
+                        help="only the generated non-speech clips (no test manifests needed)")
     args = parser.parse_args()
+    if args.generated_only:
+        model = load_model(args.model)
+        print(f"model: {model.source}\n")
+        with tempfile.TemporaryDirectory() as folder:
+            generated(model, args.seeds, Path(folder))
+        return
     try:
         manifests = {"fsdd": read_manifest(args.fsdd), "asterisk": read_manifest(args.asterisk)}
     except ManifestError as error:

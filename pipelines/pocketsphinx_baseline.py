@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -55,8 +56,10 @@ def main() -> int:
         hypotheses.append({"audio_filepath": row.audio_filepath, "text": hypothesis.hypstr if hypothesis else ""})
     wall = time.perf_counter() - start
     args.report.mkdir(parents=True, exist_ok=True)
+    here = args.report.resolve()  # audio named relative to the transcripts, as `asr evaluate` writes them
     with atomic_write(args.report / "transcripts.jsonl") as handle:
-        handle.writelines(json.dumps(h) + "\n" for h in hypotheses)
+        handle.writelines(json.dumps({**h, "audio_filepath": os.path.relpath(h["audio_filepath"], here)}) + "\n"
+                          for h in hypotheses)
     result = score(rows, hypotheses, ref_path=str(args.manifest), hyp_path="pocketsphinx en-us")
     write_reports(result, args.report)
     print(f"pocketsphinx on {args.manifest}: WER {result.wer:.2%} CER {result.cer:.2%}, "

@@ -71,11 +71,13 @@ def test_generated_silence_noise_and_hum_give_empty_text_through_the_cli(tmp_pat
     rows = [json.loads(line) for line in (tmp_path / "vad.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and all(row["text"] == "" and row["words"] == [] and row["duration"] > 0 for row in rows)
 
-    # the same clips without the VAD: the model invents words (the issue), so the test above means something
-    result = subprocess.run([*command, str(tmp_path / "off.jsonl"), "--vad", "off"], capture_output=True, text=True)
+    # the same clips without the VAD: the bundled model, trained on silence and noise with empty transcripts
+    # (issue #11), says nothing by itself too (the VAD's own tests are the detect() ones below)
+    result = subprocess.run([*command, str(tmp_path / "off.jsonl"), "--vad", "off", "--decoder", "greedy"],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     texts = [json.loads(line)["text"] for line in (tmp_path / "off.jsonl").read_text().splitlines()]
-    assert sum(text != "" for text in texts) >= 4
+    assert texts == [""] * 6
 
 
 @pytest.mark.parametrize("method", ["voicing", "webrtc"])
