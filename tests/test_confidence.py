@@ -190,10 +190,10 @@ def test_calibration_options_are_checked():
         DecodingOptions(confidence_bias=float("inf"))
 
 
-def test_bundled_model_ships_a_greedy_calibrated_decoding_yaml():
+def test_bundled_model_ships_a_calibration_for_its_lm_decoder():
     options = read_decoding_options(BUNDLED_MODEL)
-    assert options.decoder == "greedy" and options.lm_path is None
-    assert options.calibration != (1.0, 0.0)  # fitted on the FSDD and Asterisk dev splits
+    assert options.decoder == "beam_lm" and options.lm_path.endswith("lm.arpa")
+    assert options.calibration != (1.0, 0.0)  # fitted on the dev rows of every corpus, with the LM decoder
 
 
 # --- --min-confidence ----------------------------------------------------------------------------------------
