@@ -64,7 +64,7 @@ def bundled_samples() -> dict[str, str]:
 
 def test_bundled_folder_has_what_transcribe_needs_and_no_optimiser_state():
     names = {p.name for p in BUNDLED.iterdir()}
-    assert {"model.keras", "config.yaml", "alphabet.json", "lm.arpa", DECODING_NAME, "MODEL_CARD.md",
+    assert {"model.keras", "config.yaml", "alphabet.json", "lm.arpa", DECODING_NAME, "vad.yaml", "MODEL_CARD.md",
             "AN4_LICENSE", "SPEECH_COMMANDS_LICENSE"} <= names
     assert not any(name.endswith(".weights.h5") or name == "checkpoints" for name in names)
     assert sum(p.stat().st_size for p in BUNDLED.iterdir()) < BUNDLED_MAX_MB * 2**20
@@ -76,6 +76,7 @@ def test_bundled_model_decodes_with_its_lm_by_default():
     assert model.decoding.decoder == "beam_lm" and model.decoding.lm_path == str(BUNDLED / "lm.arpa")
     assert model.sample_rate == 8000
     assert model.decoding.confidence_temperature != 1.0  # calibrated on dev
+    assert model.vad.context_seconds == 0.5  # its vad.yaml: measured on dev against the 0.1 s default
 
 
 def test_bundled_model_transcribes_the_bundled_digit_samples_at_8_and_16_khz():
