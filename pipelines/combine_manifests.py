@@ -13,21 +13,19 @@ is quick to score every epoch. Prints what was kept and dropped per input; write
 from __future__ import annotations
 
 import argparse
-import csv
 import random
 import sys
 from pathlib import Path
 
+from asr.corpora import import_tsv
 from asr.data import Utterance, read_manifest, write_manifest
 from asr.text import normalize_text
 
 
 def _rows_of(path: Path) -> list[tuple[str, str]]:
-    """(audio path, text) of each row of a manifest or a `path<TAB>text` table."""
-    if path.suffix == ".jsonl":
-        return [(row.audio_filepath or "", row.text) for row in read_manifest(path)]
-    with path.open(encoding="utf-8", newline="") as handle:
-        return [(row["path"], row["text"]) for row in csv.DictReader(handle, delimiter="\t")]
+    """(audio path, text) of each row of a manifest or a table `asr prepare tsv` reads."""
+    rows = read_manifest(path) if path.suffix == ".jsonl" else import_tsv(path, path.parent)
+    return [(row.audio_filepath or "", row.text) for row in rows]
 
 
 def held_out(audio_lists: list[Path], text_lists: list[Path]) -> tuple[set[str], set[str]]:
