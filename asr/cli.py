@@ -184,6 +184,9 @@ def _add_train(commands) -> None:
     parser.add_argument("--config", type=Path, help="YAML config (see configs/); not with --resume")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--epochs", type=int, metavar="N",
+                        help="with --resume: train to N epochs in total, re-opening a finished run; the learning-"
+                             "rate schedule is stretched to the new end (a cosine restarts warm)")
     parser.add_argument("--checkpoint-every", type=int, default=50, help="save a checkpoint every N steps (default 50)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
@@ -202,7 +205,7 @@ def _run_train(args: argparse.Namespace) -> int:
             raise UsageError("give --config (to start) or --out (to resume)")
         args.out = Path("runs") / args.config.stem
     try:
-        config = load_run_config(args.out, args.config, args.overrides, args.resume)
+        config = load_run_config(args.out, args.config, args.overrides, args.resume, args.epochs)
         state = train(config, args.out, resume=args.resume, verbose=0 if args.quiet else 1,
                       checkpoint_every=args.checkpoint_every).state
     except (ConfigError, ManifestError, PipelineError, TrainingError) as error:

@@ -32,6 +32,7 @@ from asr.features import subsampled_length
 from asr.model import build_network, cudnn_violations
 from asr.optim import make_optimizer
 from asr.text import ctc_min_frames
+from asr.utils import atomic_write
 
 CHECKPOINT_EVERY_STEPS = 50
 CHECKPOINTS = "checkpoints"
@@ -171,12 +172,44 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def load_run_config(run_dir: Path, config_path: Path | None, overrides: list[str], resume: bool) -> Config:
-    """The config for `asr train`: the run's own when resuming (changes would break the checkpoint)."""
+def load_run_config(run_dir: Path, config_path: Path | None, overrides: list[str], resume: bool,
+                    epochs: int | None = None) -> Config:
+    """The config for `asr train`: the run's own when resuming (changes would break the checkpoint).
+
+    `epochs` (resume only) is the one change allowed: see `extend_run`.
+    """
+    if epochs is not None and not resume:
+        raise ConfigError("--epochs goes with --resume; to start a run set train.epochs=N")
     if resume:
         if config_path or overrides:
             raise ConfigError("--resume continues a run with its saved config.yaml; drop --config and overrides")
+        if epochs is not None:
+            extend_run(run_dir, epochs)
         return load_config(run_dir / "config.yaml")
     if config_path is None:
         raise ConfigError("--config is required to start a run")
     return load_config(config_path, overrides)
+
+
+def extend_run(run_dir: Path, epochs: int) -> None:
+    """Raise a run's epoch budget to `epochs` in total, re-opening it if it had finished or stopped early.
+
+    The learning-rate schedule is laid over the new total and the optimiser keeps its step count, so a
+    cosine run restarts warm from where the longer curve stands at this step (SGDR-style) and decays to
+    zero at the new end. The best checkpoint still wins: a worse dev WER after the restart is not kept.
+    """
+    state_path = run_dir / CHECKPOINTS / "state.json"
+    if not state_path.exists():
+        raise TrainingError(f"{run_dir}: nothing to resume (no {CHECKPOINTS}/state.json)")
+    state = RunState(**json.loads(state_path.read_text()))
+    if load_config(run_dir / "config.yaml").train.epochs == epochs:
+        return  # already extended (a re-run of the same command resumes or reports the run finished)
+    if epochs <= state.epoch:
+        raise ConfigError(f"--epochs {epochs}: {run_dir} has already trained {state.epoch} epochs; give more")
+    if state.stop_reason and state.stop_reason.startswith("stopped"):
+        raise TrainingError(f"{run_dir}: {state.stop_reason}; fix the data before extending the run")
+    config = load_config(run_dir / "config.yaml", [f"train.epochs={epochs}"])
+    save_config(config, run_dir / "config.yaml")
+    state.finished, state.stop_reason, state.epochs_without_improvement = False, None, 0
+    with atomic_write(state_path) as handle:
+        json.dump(vars(state), handle, indent=2)

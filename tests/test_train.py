@@ -1,4 +1,4 @@
-"""Training: overfitting to CER 0, identical logits after a safe-mode reload, resume after SIGKILL."""
+"""Training: overfitting to CER 0, identical logits after a safe-mode reload, resume after SIGKILL, extension."""
 
 import json
 import os
@@ -8,15 +8,18 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
 from asr.audio import load_audio
 from asr.backend import keras
-from asr.config import load_config
-from asr.data import Utterance, write_manifest
+from asr.config import ConfigError, load_config
+from asr.data import Utterance, read_manifest, write_manifest
+from asr.dataset import steps_per_epoch
 from asr.decoding import greedy_decode
-from asr.train import TrainingError, train
+from asr.optim import make_optimizer
+from asr.train import TrainingError, load_run_config, train
 from tests.conftest import DIGITS, SHARED, fsdd_rows
 
 
@@ -152,3 +155,34 @@ def test_ctc_min_frames_tf_matches_the_python_rule():
     lengths = [3, 5, 1]
     expected = [ctc_min_frames(row[:n]) for row, n in zip(labels, lengths, strict=True)]
     assert ctc_min_frames_tf(np.array(labels), np.array(lengths)).numpy().tolist() == expected == [4, 7, 1]
+
+
+def test_a_finished_run_extended_with_more_epochs_restarts_its_cosine_warm(tmp_path):
+    manifest = fsdd_manifest(tmp_path, "jackson", copies=2)
+    run = tmp_path / "run"
+    first = tiny_config(manifest, "train.epochs=2", "optim.schedule=cosine", "optim.warmup_steps=1")
+    steps = steps_per_epoch(read_manifest(manifest), first)
+    train(first, run, verbose=0)
+    with pytest.raises(ConfigError, match="already trained 2 epochs"):
+        load_run_config(run, None, [], resume=True, epochs=1)
+    assert load_run_config(run, None, [], resume=True, epochs=2).train.epochs == 2  # the same budget: no change
+    assert train(load_run_config(run, None, [], resume=True), run, resume=True, verbose=0).state.epoch == 2
+    with pytest.raises(ConfigError, match="goes with --resume"):
+        load_run_config(run, None, [], resume=False, epochs=3)
+
+    config = load_run_config(run, None, [], resume=True, epochs=3)
+    assert config.train.epochs == 3 and load_config(run / "config.yaml").train.epochs == 3  # later resumes agree
+    state = train(config, run, resume=True, verbose=0).state
+    assert state.finished and state.epoch == 3
+    assert [line.split(",")[0] for line in (run / "log.csv").read_text().splitlines()[1:]] == ["0", "1", "2"]
+    with h5py.File(run / "checkpoints" / "last.weights.h5") as weights:
+        iterations = int(weights["optimizer/vars/0"][()])
+    assert iterations == 3 * steps  # the optimiser kept counting, so the new schedule picks up at 2 * steps
+    assert _learning_rate_at(first, 2 * steps, 2 * steps) < 1e-4  # the first run ended near zero ...
+    assert _learning_rate_at(config, 3 * steps, 2 * steps) > 1e-3  # ... and the extension restarts warm
+
+
+def _learning_rate_at(config, total_steps: int, step: int) -> float:
+    optimizer = make_optimizer(config, total_steps)
+    optimizer.iterations.assign(step)
+    return float(optimizer.learning_rate)
