@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from asr.audio import AUDIO_EXTENSIONS, AudioError, audio_info, resample
+from asr.audio import AUDIO_EXTENSIONS, AudioError, audio_info, open_audio, resample
 from asr.data import ManifestError, read_manifest
 from asr.decoding import Decoder, Transcript, Word
 from asr.recognizer import Recognizer
@@ -97,8 +97,7 @@ def _open(source: Source):
             raise AudioError(source.name, f"needs samples and a positive sample rate, got {len(source.samples)} "
                                           f"samples at {source.sample_rate} Hz")
         return _ArrayReader(source)
-    audio_info(source)  # header checks: missing, empty, not audio, truncated, zero samples
-    return sf.SoundFile(source)
+    return open_audio(source)  # with the header checks: missing, empty, not audio, truncated, zero samples
 
 
 def _name(source: Source) -> str:

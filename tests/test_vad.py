@@ -8,12 +8,13 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
+from scipy.signal import sosfiltfilt
 
 from asr.audio import load_audio, write_audio
 from asr.decoding import make_decoder
 from asr.recognizer import load_model
 from asr.transcribe import TranscribeOptions, pause_cut, read_segments, transcribe
-from asr.vad import VAD_OFF, VadError, VadOptions, detect
+from asr.vad import VAD_OFF, VadError, VadOptions, band_pass, detect
 from tests.conftest import SHARED
 
 RATE = 8000
@@ -219,3 +220,15 @@ def test_a_model_folders_vad_yaml_is_its_default_and_flags_override_it(tmp_path,
     assert cli.main(["transcribe", str(silence), "--model", str(folder), "--out", str(out), "--quiet",
                      "--vad", "voicing"]) == 0
     assert json.loads(out.read_text())["text"] == ""  # the flag's method over the folder's "off"
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050])
+def test_band_pass_gives_the_same_samples_as_scipy_sosfiltfilt(rate):
+    from asr.vad import _band_filter
+
+    rng = np.random.default_rng(rate)
+    for length in (28, 200, rate):  # 27 = the edge extension: the shortest sosfiltfilt takes is 28
+        samples = rng.standard_normal(length)
+        np.testing.assert_allclose(band_pass(samples, rate), sosfiltfilt(_band_filter(rate)[0], samples),
+                                   rtol=0, atol=1e-12)
+    assert not band_pass(rng.standard_normal(27), rate).any()  # shorter than the edge extension: no band power
