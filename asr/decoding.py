@@ -49,8 +49,10 @@ DEFAULT_ALPHA = 0.5
 DEFAULT_BETA = 1.0
 BEAM_THRESHOLD = 50.0  # drop hypotheses this many nats below the best: keeps the beam's work bounded
 # Classes tried per frame, most probable first. The LM decoder's cost grows with it (a Python call per hypothesis
-# and class); on the FSDD dev set 8, 16 and all 29 gave the same WER, 16 leaves a margin.
-TOKEN_BEAM = 16
+# and class). CTC posteriors are peaky: on the bundled model's dev set (244 utterances, width 32, with its LM)
+# 16, 8 and 4 gave 53.0%, 52.9% and 52.7% WER, 3 and 2 gave 53.3% and 53.9%; 4 decodes 4.3x faster than 16
+# (BENCHMARKS.md, "Token beam"). On the FSDD dev set 8, 16 and all 29 gave the same WER.
+TOKEN_BEAM = 4
 WORD_SEPARATOR = " "
 LN10 = math.log(10.0)  # ARPA and KenLM work in log10, the acoustic scores in natural log
 UNK = "<unk>"
@@ -67,6 +69,7 @@ class DecodingOptions:
 
     decoder: str = "greedy"  # one of DECODERS
     beam_width: int = DEFAULT_BEAM_WIDTH  # beam decoders only
+    token_beam: int = TOKEN_BEAM  # beam decoders: the most probable classes tried at each frame
     lm_path: str | None = None  # ARPA word n-gram; beam_lm only
     alpha: float = DEFAULT_ALPHA  # LM weight
     beta: float = DEFAULT_BETA  # word insertion bonus
@@ -78,8 +81,10 @@ class DecodingOptions:
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
             raise DecoderError(f"decoder: unknown kind {self.decoder!r}, expected one of {DECODERS}")
-        if isinstance(self.beam_width, bool) or not isinstance(self.beam_width, Integral) or self.beam_width < 1:
-            raise DecoderError(f"beam_width must be a positive integer, got {self.beam_width!r}")
+        for name in ("beam_width", "token_beam"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+                raise DecoderError(f"{name} must be a positive integer, got {value!r}")
         for name in ("alpha", "beta", "confidence_temperature", "confidence_bias"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -261,12 +266,12 @@ class BeamDecoder:
     """CTC prefix beam search in flashlight-text, optionally with a word LM. Not thread-safe: one per thread."""
 
     def __init__(self, alphabet: Alphabet, beam_width: int = DEFAULT_BEAM_WIDTH, lm=None,
-                 calibration: tuple[float, float] = (1.0, 0.0)):
+                 calibration: tuple[float, float] = (1.0, 0.0), token_beam: int = TOKEN_BEAM):
         decoder = _flashlight()
         self.alphabet, self.calibration = alphabet, calibration
         classes = alphabet.num_classes
         options = decoder.LexiconFreeDecoderOptions(
-            beam_size=beam_width, beam_size_token=min(TOKEN_BEAM, classes), beam_threshold=BEAM_THRESHOLD,
+            beam_size=beam_width, beam_size_token=min(token_beam, classes), beam_threshold=BEAM_THRESHOLD,
             lm_weight=1.0,  # _WordLM applies alpha and beta itself
             sil_score=0.0, log_add=True, criterion_type=decoder.CriterionType.CTC)
         self.lm = lm if lm is not None else decoder.ZeroLM()
@@ -370,7 +375,8 @@ def make_decoder(alphabet: Alphabet, options: DecodingOptions | None = None) -> 
     if options.decoder == "greedy":
         return GreedyDecoder(alphabet, options.calibration)
     if options.decoder == "beam":
-        return BeamDecoder(alphabet, int(options.beam_width), calibration=options.calibration)
+        return BeamDecoder(alphabet, int(options.beam_width), calibration=options.calibration,
+                           token_beam=int(options.token_beam))
     _flashlight()
     lm = _word_lm(alphabet, options.lm_path, float(options.alpha), float(options.beta))
-    return BeamDecoder(alphabet, int(options.beam_width), lm, options.calibration)
+    return BeamDecoder(alphabet, int(options.beam_width), lm, options.calibration, int(options.token_beam))

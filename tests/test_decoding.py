@@ -100,6 +100,22 @@ def test_beam_finds_the_most_probable_labelling_that_no_single_path_shows():
     assert make_decoder(ALPHABET, DecodingOptions("beam", beam_width=4)).decode(logits, 0.03).text == "a"
 
 
+
+def test_token_beam_bounds_the_classes_tried_per_frame():
+    probs = np.full((2, ALPHABET.num_classes), 1e-9)  # the two-path case above: "a" needs blank and a tried
+    probs[:, 0], probs[:, ALPHABET.encode("a")[0]] = 0.6, 0.4
+
+    def decode(logits: np.ndarray, token_beam: int) -> str:
+        options = DecodingOptions("beam", beam_width=8, token_beam=token_beam)
+        return make_decoder(ALPHABET, options).decode(logits, 0.03).text
+
+    assert decode(np.log(probs), 1) == "" and decode(np.log(probs), 2) == "a"
+    rng = np.random.default_rng(3)
+    for _ in range(20):  # one class per frame leaves one path: the greedy one
+        logits = rng.normal(size=(int(rng.integers(1, 30)), ALPHABET.num_classes)) * 3
+        assert decode(logits, 1) == make_decoder(ALPHABET).decode(logits, 0.03).text
+
+
 def test_beam_matches_exhaustive_search_on_small_random_cases():
     alphabet = Alphabet("ab")
     beam = make_decoder(alphabet, DecodingOptions("beam", beam_width=32))
@@ -226,6 +242,8 @@ def test_decoder_errors_name_what_is_wrong(tmp_path, lm_path):
         make_decoder(ALPHABET, DecodingOptions("beam_lm", lm_path=garbage))
     with pytest.raises(DecoderError, match="beam_width"):
         make_decoder(ALPHABET, DecodingOptions("beam", beam_width=0))
+    with pytest.raises(DecoderError, match="token_beam must be a positive integer"):
+        DecodingOptions("beam", token_beam=0)
     with pytest.raises(DecoderError, match="alpha"):
         make_decoder(ALPHABET, DecodingOptions("beam_lm", lm_path=lm_path, alpha=float("nan")))
     with pytest.raises(DecoderError, match=r"\[frames, 29\]"):
