@@ -83,7 +83,7 @@ install -m 644 "$SHARED/speech_commands/LICENSE" "$BUNDLE/SPEECH_COMMANDS_LICENS
 printf 'context_seconds: 0.5\n' > "$BUNDLE/vad.yaml"
 "$BIN/python" pipelines/build_lm.py "$DATA/default.train.jsonl" --order 3 --out "$BUNDLE/lm.arpa"
 "$BIN/python" pipelines/tune_decoder.py --model "$BUNDLE" --manifest "$DATA/default.dev.jsonl" \
-    --lm "$BUNDLE/lm.arpa" --alpha 0.25 0.5 0.75 1 1.5 --beta 0 1 2 3 --beam-width 32 \
+    --lm "$BUNDLE/lm.arpa" --alpha 0.25 0.5 0.75 1 --beta 0 1 2 3 4 5 --beam-width 32 \
     --out "$DATA/tuning.json" --write-decoding "$BUNDLE" | tee "$DATA/tuning.txt"
 "$BIN/python" pipelines/calibrate_confidence.py --model "$BUNDLE" --write --manifest "$DATA/default.dev.jsonl"
 # The AN4 test speakers once more as a phone line would carry them (8 kHz band-pass, mu-law): wideband and
