@@ -50,7 +50,7 @@ DEFAULT_BETA = 1.0
 BEAM_THRESHOLD = 50.0  # drop hypotheses this many nats below the best: keeps the beam's work bounded
 # Classes tried per frame, most probable first. The LM decoder's cost grows with it (a Python call per hypothesis
 # and class). CTC posteriors are peaky: on the bundled model's dev set (244 utterances, width 32, with its LM)
-# 16, 8 and 4 gave 53.0%, 52.9% and 52.7% WER, 3 and 2 gave 53.3% and 53.9%; 4 decodes 4.3x faster than 16
+# 16, 8, 4, 3 and 2 gave 41.1%, 41.1%, 41.4%, 41.6% and 42.2% WER, and 4 decodes 3.8x faster than 16
 # (BENCHMARKS.md, "Token beam"). On the FSDD dev set 8, 16 and all 29 gave the same WER.
 TOKEN_BEAM = 4
 WORD_SEPARATOR = " "
