@@ -209,7 +209,9 @@ def extend_run(run_dir: Path, epochs: int) -> None:
     if state.stop_reason and state.stop_reason.startswith("stopped"):
         raise TrainingError(f"{run_dir}: {state.stop_reason}; fix the data before extending the run")
     config = load_config(run_dir / "config.yaml", [f"train.epochs={epochs}"])
-    save_config(config, run_dir / "config.yaml")
+    # The state first: cut off between the two writes, a re-run of the command still sees the old budget
+    # in config.yaml and extends again, rather than finding it extended and the run still marked finished.
     state.finished, state.stop_reason, state.epochs_without_improvement = False, None, 0
     with atomic_write(state_path) as handle:
         json.dump(vars(state), handle, indent=2)
+    save_config(config, run_dir / "config.yaml")
