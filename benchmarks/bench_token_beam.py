@@ -13,18 +13,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from asr.data import read_manifest, write_manifest
+from asr.data import read_manifest
 from asr.decoding import make_decoder
 from asr.recognizer import load_model
 from asr.text import normalize_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: pipelines/ is not installed
-from pipelines.tune_decoder import compute_logits, word_error_rate  # noqa: E402
+from pipelines.tune_decoder import model_logits, word_error_rate  # noqa: E402
 
 
 def main() -> None:
@@ -40,11 +39,9 @@ def main() -> None:
     model = load_model(args.model)
     if model.decoding.decoder != "beam_lm":
         parser.error(f"{args.model}: its decoding.yaml has no LM decoder")
-    with tempfile.TemporaryDirectory() as folder:  # compute_logits reads a manifest
-        subset = Path(folder) / "subset.jsonl"
-        write_manifest(subset, read_manifest(args.manifest)[::args.every])
-        logits, references, alphabet, frame_seconds = compute_logits(args.model, subset)
-    references = [normalize_text(text) for text in references]
+    rows = read_manifest(args.manifest)[::args.every]
+    logits, alphabet, frame_seconds = model_logits(model, rows), model.config.alphabet(), model.frame_seconds
+    references = [normalize_text(row.text) for row in rows]
     audio = sum(len(row) for row in logits) * frame_seconds
     print(f"model: {args.model}; {len(logits)} utterances ({audio:.0f} s) from {args.manifest}, every "
           f"{args.every}; LM {Path(model.decoding.lm_path).name}, alpha {model.decoding.alpha}, "

@@ -85,14 +85,20 @@ def best_setting(results: Sequence[Setting]) -> Setting:
 
 def compute_logits(model_path: Path, manifest: Path) -> tuple[list[np.ndarray], list[str], Alphabet, float]:
     """Run the model once over the manifest: per-utterance logits, reference texts, alphabet, frame seconds."""
-    from asr.audio import load_audio
     from asr.recognizer import load_model
 
-    model = load_model(model_path)
     rows = read_manifest(manifest)
     missing = [i for i, row in enumerate(rows, 1) if not row.audio_filepath]
     if missing:
         raise ManifestError(f"{manifest}: rows {missing[:5]} have no audio_filepath")
+    model = load_model(model_path)
+    return model_logits(model, rows), [row.text for row in rows], model.config.alphabet(), model.frame_seconds
+
+
+def model_logits(model, rows) -> list[np.ndarray]:
+    """Per-utterance logits of a loaded `Recognizer` over manifest rows (whole utterances, no VAD)."""
+    from asr.audio import load_audio
+
     order = sorted(range(len(rows)), key=lambda i: rows[i].duration)  # similar lengths batch with little padding
     logits: list[np.ndarray] = [np.zeros(0)] * len(rows)
     for first in range(0, len(order), BATCH_SIZE):
@@ -100,7 +106,7 @@ def compute_logits(model_path: Path, manifest: Path) -> tuple[list[np.ndarray], 
         waveforms = [load_audio(rows[i].audio_filepath, model.sample_rate) for i in batch]
         for i, row_logits in zip(batch, model.logits(waveforms), strict=True):
             logits[i] = row_logits
-    return logits, [row.text for row in rows], model.config.alphabet(), model.frame_seconds
+    return logits
 
 
 def main(argv: list[str] | None = None) -> int:
