@@ -128,6 +128,7 @@ class TrainConfig:
     max_nonfinite_batches: int = 20  # consecutive batches with unusable losses (non-finite or infeasible)
     steps_per_epoch: int | None = None  # default: one pass over the training manifest
     strategy: str = "auto"  # auto | default | mirrored (GPUs on one host) | multi_worker (TF_CONFIG)
+    init_from: str | None = None  # fine-tune: start from this model's weights (a model folder or .keras file)
 
     def check(self) -> None:
         _positive("train.epochs", self.epochs)
@@ -228,6 +229,13 @@ def _convert(hint, value, key: str):
         return tuple(_convert(item, v, key) for v in value)
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if hint is float:  # YAML 1.1 reads 1e-4 (no dot) as a string; people write learning rates that way
+        try:
+            if isinstance(value, str):
+                return float(value)
+        except ValueError:
+            pass
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
     if hint in (int, str, bool) and (type(value) is not hint):
         raise ConfigError(f"{key}: expected {hint.__name__}, got {value!r}")
     return value

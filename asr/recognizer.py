@@ -86,7 +86,11 @@ class Recognizer:
         return [logits[row, :int(n)] for row, n in enumerate(output_lengths)]
 
 
-def load_model(path: str | Path | None = None) -> Recognizer:
+def load_model(path: str | Path | None = None, require_waveform: bool = True) -> Recognizer:
+    """A model folder, .keras file or SavedModel ready to transcribe (None: the bundled default model).
+
+    `require_waveform=False` also accepts a model trained on precomputed features (for fine-tuning).
+    """
     if path is None:
         if not (BUNDLED_MODEL / "model.keras").exists():
             raise ModelError("no bundled default model in this installation; pass --model RUN_DIR (a folder "
@@ -107,7 +111,7 @@ def load_model(path: str | Path | None = None) -> Recognizer:
         model = keras.saving.load_model(keras_file, safe_mode=True)
     except (ValueError, OSError) as error:
         raise ModelError(f"{keras_file}: cannot load model ({error})") from None
-    if "waveform" not in {t.name for t in model.inputs}:
+    if require_waveform and "waveform" not in {t.name for t in model.inputs}:
         raise ModelError(f"{keras_file}: takes precomputed features, not audio; transcribe needs a waveform model")
 
     @tf.function(reduce_retracing=True)

@@ -31,6 +31,7 @@ from asr.export import save_keras_model
 from asr.features import subsampled_length
 from asr.model import build_network, cudnn_violations
 from asr.optim import make_optimizer
+from asr.recognizer import ModelError, load_model
 from asr.text import ctc_min_frames
 from asr.utils import atomic_write
 
@@ -108,6 +109,8 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: in
         return TrainResult(state, network)
     if resume:
         trainer.load_weights(run_dir / CHECKPOINTS / "last.weights.h5")
+    elif config.train.init_from:
+        copy_weights_from(config.train.init_from, network, config)
 
     callbacks: list[keras.callbacks.Callback] = []
     if dev_rows:
@@ -166,6 +169,42 @@ def _fit(trainer, rows, config: Config, state: RunState, steps: int, callbacks, 
                                shard=shard)
         trainer.fit(dataset, initial_epoch=state.epoch, epochs=epochs, steps_per_epoch=steps,
                     callbacks=callbacks, verbose=verbose, shuffle=False)
+
+
+def copy_weights_from(source: str | Path, network: keras.Model, config: Config) -> None:
+    """Start from a trained model's weights (fine-tuning): layer by layer, by name and shape.
+
+    The source must share the alphabet and front end (its config.yaml says), otherwise its outputs or
+    inputs would mean something else with no shape to show it.
+    """
+    try:
+        recognizer = load_model(source, require_waveform=False)
+    except ModelError as error:
+        raise ConfigError(f"train.init_from: {error}") from None
+    if recognizer.keras_model is None:
+        raise ConfigError(f"train.init_from: {source} is an exported SavedModel; give the .keras model it came from")
+    theirs = recognizer.config
+    if theirs.alphabet_characters != config.alphabet_characters:
+        raise ConfigError(f"train.init_from: {source} has alphabet {theirs.alphabet_characters!r}, this run "
+                          f"{config.alphabet_characters!r}")
+    if theirs.features != config.features:
+        raise ConfigError(f"train.init_from: {source} was trained on other features ({theirs.features}); "
+                          f"this run has {config.features}")
+    model = recognizer.keras_model
+    trained = model.get_layer(network.name) if network.name in {layer.name for layer in model.layers} else model
+    for layer in network.layers:
+        if not layer.weights:
+            continue
+        try:
+            weights = trained.get_layer(layer.name).get_weights()
+        except ValueError:
+            raise ConfigError(f"train.init_from: {source} has no layer {layer.name!r}; "
+                              "its model section must match this run's") from None
+        ours = [tuple(w.shape) for w in layer.weights]
+        if [w.shape for w in weights] != ours:
+            raise ConfigError(f"train.init_from: layer {layer.name!r} has shapes {[w.shape for w in weights]} "
+                              f"in {source}, {ours} here; its model section must match this run's")
+        layer.set_weights(weights)
 
 
 def _raise_interrupt(signum, frame):

@@ -18,8 +18,9 @@ from asr.config import ConfigError, load_config
 from asr.data import Utterance, read_manifest, write_manifest
 from asr.dataset import steps_per_epoch
 from asr.decoding import greedy_decode
+from asr.model import build_network
 from asr.optim import make_optimizer
-from asr.train import TrainingError, load_run_config, train
+from asr.train import TrainingError, copy_weights_from, load_run_config, train
 from tests.conftest import DIGITS, SHARED, fsdd_rows
 
 
@@ -186,3 +187,29 @@ def _learning_rate_at(config, total_steps: int, step: int) -> float:
     optimizer = make_optimizer(config, total_steps)
     optimizer.iterations.assign(step)
     return float(optimizer.learning_rate)
+
+
+def test_a_new_run_can_start_from_a_trained_models_weights(trained_run, tmp_path):
+    manifest = fsdd_manifest(tmp_path, "theo", copies=1)
+    config = tiny_config(manifest, "train.epochs=1", f"train.init_from={trained_run}",
+                         "optim.learning_rate=1e-9", "optim.warmup_steps=0")
+    result = train(config, tmp_path / "run", verbose=0)
+    assert result.state.best_cer == 0.0  # right after one near-frozen epoch: it did not start from scratch
+    trained = keras.saving.load_model(trained_run / "model.keras", safe_mode=True).get_layer("bilstm_ctc")
+    for layer in result.network.layers:
+        for ours, theirs in zip(layer.get_weights(), trained.get_layer(layer.name).get_weights(), strict=True):
+            np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("model.units=32", "layer 'bilstm_0' has shapes"),
+    ("model.layers=2", "no layer 'bilstm_1'"),
+    ("alphabet_characters=' abcdefghijklmnopqrstuvwxyz'", "has alphabet"),
+    ("features.n_mels=48", "other features"),
+])
+def test_starting_from_an_incompatible_model_names_the_difference(trained_run, tmp_path, override, message):
+    config = tiny_config(tmp_path / "unused.jsonl", override)
+    with pytest.raises(ConfigError, match=f"train.init_from: .*{message}"):
+        copy_weights_from(trained_run, build_network(config), config)
+    with pytest.raises(ConfigError, match="model not found"):
+        copy_weights_from(tmp_path / "missing", build_network(config), config)
