@@ -106,7 +106,8 @@ def _run_cli(*args, timeout=300):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_sigkill_mid_epoch_then_resume_finishes_the_run(tmp_path):
+def _start_and_wait_for_epoch_two(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """A CLI run checkpointing every batch, returned once it is 3 batches into its second epoch."""
     manifest = fsdd_manifest(tmp_path, "jackson", copies=3, takes=range(5))  # 60 rows: 30 steps of 2
     overrides = [f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}", "data.batch_size=2",
                  "features.sample_rate=8000", "features.n_mels=20", "model.units=16", "model.layers=1",
@@ -125,6 +126,23 @@ def test_sigkill_mid_epoch_then_resume_finishes_the_run(tmp_path):
         if state.get("epoch", 0) >= 1 and state.get("step_in_epoch", 0) >= 3:
             break
         time.sleep(0.02)
+    return process, run
+
+
+def test_sigterm_saves_a_checkpoint_at_the_current_batch_and_stops(tmp_path):
+    process, run = _start_and_wait_for_epoch_two(tmp_path)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    assert process.returncode == 130, output
+    assert f"checkpoint saved at epoch 2, batch {state['step_in_epoch']}" in output
+    # stopped within the epoch it was signalled in, not at its end
+    assert state["epoch"] == 1 and 3 <= state["step_in_epoch"] < 30 and not state["finished"]
+
+
+def test_sigkill_mid_epoch_then_resume_finishes_the_run(tmp_path):
+    process, run = _start_and_wait_for_epoch_two(tmp_path)
+    state_file = run / "checkpoints" / "state.json"
     process.send_signal(signal.SIGKILL)
     process.wait()
     killed_at = json.loads(state_file.read_text())
