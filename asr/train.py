@@ -57,6 +57,14 @@ def check_labels_fit(rows, config: Config, manifest: str) -> None:
             f"--subsampling {config.model.subsampling} (or --config) to move them to the rejects file.")
 
 
+def check_files_exist(rows, manifest: str) -> None:
+    """Refuse to start when a file is missing: found mid-epoch it would stop the run with a TF traceback."""
+    missing = [row.source for row in rows if not Path(row.source).is_file()]
+    if missing:
+        raise TrainingError(f"{manifest}: {len(missing)} file(s) not found, e.g. {missing[0]!r}. Paths in a "
+                            "manifest are relative to its folder; re-run `asr prepare` if the data moved.")
+
+
 @dataclass
 class TrainResult:
     state: RunState
@@ -85,8 +93,10 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: in
     if not config.data.train_manifest:
         raise ConfigError("data.train_manifest: required for training")
     train_rows = read_manifest(config.data.train_manifest)
+    check_files_exist(train_rows, config.data.train_manifest)
     check_labels_fit(train_rows, config, config.data.train_manifest)
     dev_rows = read_manifest(config.data.dev_manifest) if config.data.dev_manifest else []
+    check_files_exist(dev_rows, config.data.dev_manifest)
     keras.utils.set_random_seed(config.train.seed)
     keras.mixed_precision.set_dtype_policy(config.optim.precision)
     steps = config.train.steps_per_epoch or steps_per_epoch(train_rows, config, workers=cluster.num_workers)

@@ -79,6 +79,14 @@ def test_labels_too_long_for_the_audio_stop_training_before_it_starts(tmp_path):
         train(tiny_config(manifest, "model.subsampling=4"), tmp_path / "run", verbose=0)
 
 
+def test_a_missing_file_stops_training_before_it_starts(tmp_path):
+    manifest = fsdd_manifest(tmp_path, "theo", copies=1)
+    rows = read_manifest(manifest)
+    write_manifest(manifest, [*rows, Utterance(str(tmp_path / "moved.wav"), 0.5, "one")])
+    with pytest.raises(TrainingError, match=r"1 file\(s\) not found, e.g. '.*moved.wav'"):
+        train(tiny_config(manifest), tmp_path / "run", verbose=0)
+
+
 def test_nonfinite_losses_are_zeroed_and_counted(tmp_path):
     """An impossible label in a batch gives an infinite CTC loss; the step must not poison the weights."""
     from asr.ctc_trainer import CTCTrainer
