@@ -14,6 +14,7 @@ A run directory holds everything needed to resume or to use the result:
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 import tempfile
@@ -144,6 +145,11 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: in
         print(f"\ninterrupted: checkpoint saved at epoch {state.epoch + 1}, batch {state.step_in_epoch}; "
               f"continue with: asr train --out {run_dir} --resume", file=sys.stderr)
         raise
+    except tf.errors.OpError as error:  # e.g. a file that exists but cannot be decoded, met mid-epoch
+        checkpoint.save()
+        raise TrainingError(f"{_root_cause(error)}; checkpoint saved at epoch {state.epoch + 1}, batch "
+                            f"{state.step_in_epoch}: fix or drop that row, then asr train --out {run_dir} "
+                            "--resume") from None
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
 
@@ -215,6 +221,12 @@ def copy_weights_from(source: str | Path, network: keras.Model, config: Config) 
             raise ConfigError(f"train.init_from: layer {layer.name!r} has shapes {[w.shape for w in weights]} "
                               f"in {source}, {ours} here; its model section must match this run's")
         layer.set_weights(weights)
+
+
+def _root_cause(error: tf.errors.OpError) -> str:
+    """The error raised inside the input pipeline (e.g. AudioError: path: reason), not TF's wrapping."""
+    causes = re.findall(r"^\s*(?:[\w.]+\.)?(\w+Error): (.+)$", error.message, flags=re.MULTILINE)
+    return causes[-1][1] if causes else error.message.strip().splitlines()[0]
 
 
 def _raise_interrupt(signum, frame):

@@ -87,6 +87,24 @@ def test_a_missing_file_stops_training_before_it_starts(tmp_path):
         train(tiny_config(manifest), tmp_path / "run", verbose=0)
 
 
+def test_an_undecodable_file_met_mid_epoch_ends_the_run_with_its_name(tmp_path):
+    """Not a TF traceback and a process that then hangs at exit (a py_function error left tf.data stuck)."""
+    manifest = fsdd_manifest(tmp_path, "theo", copies=2)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF" + bytes(200))
+    write_manifest(manifest, [*read_manifest(manifest), Utterance(str(broken), 0.5, "one")])
+    overrides = [f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}", "data.batch_size=3",
+                 "features.sample_rate=8000", "features.n_mels=20", "model.units=16", "model.layers=1",
+                 "model.conv_channels=16", "train.epochs=2"]
+    process = _run_cli("--config", str(_write_empty_config(tmp_path)), "--out", str(tmp_path / "run"), "--quiet",
+                       *overrides)
+    output, _ = process.communicate(timeout=240)
+    assert process.returncode == 2, output
+    assert f"asr train: error: {broken}: not an audio file" in output
+    assert "checkpoint saved at epoch 1" in output and "Traceback" not in output
+    assert (tmp_path / "run" / "checkpoints" / "state.json").is_file()
+
+
 def test_nonfinite_losses_are_zeroed_and_counted(tmp_path):
     """An impossible label in a batch gives an infinite CTC loss; the step must not poison the weights."""
     from asr.ctc_trainer import CTCTrainer
