@@ -75,7 +75,8 @@ fi
 # Dev WER was still falling 1-3 points an epoch when the config's cosine reached zero: a second cosine
 # (a warm restart from ~half the peak rate) to EPOCHS in total. Re-running it on a longer run is a no-op.
 "$BIN/asr" train --out "$RUN" --resume --epochs "$EPOCHS" --quiet
-# A third cosine (FINETUNE_NOTE)
+# A third cosine in a new run from those weights (train.init_from: a fresh optimiser, peak 4e-4): dev WER
+# greedy 56.6% → 52.1% over 12 epochs (84 min), still edging down at the end.
 if [ -f "$FINETUNE/checkpoints/state.json" ]; then
   "$BIN/asr" train --out "$FINETUNE" --resume --quiet
 else
