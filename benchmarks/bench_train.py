@@ -1,15 +1,19 @@
 """Training throughput on this machine: audio seconds trained per wall-clock second, and parameter counts.
 
     python benchmarks/bench_train.py [--steps 20] [--configs tiny default] [--subsampling 1 2 3 4]
+    python benchmarks/bench_train.py --configs default --subsampling 3 --sizes 128x3 160x3 224x3 160x2 160x4
 
 Trains each config (with the given subsampling) for `--steps` steps on Asterisk prompts of up to 6 s at
-8 kHz (prepared on the fly from ../shared/data), after 3 warm-up steps that include tracing. The batches
+8 kHz (prepared on the fly from ../shared/data), after 3 warm-up steps that include tracing; `--sizes
+UNITSxLAYERS` measures other BiLSTM widths and depths of each config (the cost side of a width/depth sweep;
+`--repeats` takes the median). The batches
 come from the real input pipeline, so decoding and features are part of the measured time, as in training.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -29,9 +33,13 @@ WARMUP_STEPS = 3
 MAX_SECONDS = 6.0
 
 
-def throughput(config_name: str, subsampling: int, rows, steps: int) -> tuple[int, float, float]:
-    config = load_config(ROOT / "configs" / f"{config_name}.yaml",
-                         [f"model.subsampling={subsampling}", "features.sample_rate=8000"])
+def throughput(config_name: str, subsampling: int, rows, steps: int, size: str | None = None
+               ) -> tuple[int, float, float]:
+    overrides = [f"model.subsampling={subsampling}", "features.sample_rate=8000"]
+    if size:
+        units, layers = size.split("x")
+        overrides += [f"model.units={units}", f"model.layers={layers}"]
+    config = load_config(ROOT / "configs" / f"{config_name}.yaml", overrides)
     network = build_network(config)
     trainer = CTCTrainer(network)
     trainer.compile(optimizer=make_optimizer(config, 1000))
@@ -51,6 +59,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--configs", nargs="+", default=["tiny", "default"])
     parser.add_argument("--subsampling", nargs="+", type=int, default=[1, 2, 3, 4])
+    parser.add_argument("--sizes", nargs="+", default=[None], metavar="UNITSxLAYERS",
+                        help="BiLSTM width x depth, e.g. 160x3 (default: each config's own)")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per row; the median is printed")
     args = parser.parse_args()
     keras.utils.set_random_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,12 +71,16 @@ def main() -> None:
         rows = [r for r in read_manifest(manifest) if r.duration <= MAX_SECONDS]
         print(f"{len(rows)} Asterisk utterances <= {MAX_SECONDS} s; {args.steps} timed steps after "
               f"{WARMUP_STEPS} warm-up steps\n")
-        print("| config | subsampling | parameters | audio s / wall s | audio timed (s) |")
-        print("|---|---|---|---|---|")
+        print("| config | subsampling | BiLSTM units x layers | parameters | audio s / wall s | audio timed (s) |")
+        print("|---|---|---|---|---|---|")
         for name in args.configs:
             for factor in args.subsampling:
-                params, speed, audio = throughput(name, factor, rows, args.steps)
-                print(f"| {name} | {factor} | {params:,} | {speed:.1f} | {audio:.0f} |", flush=True)
+                for size in args.sizes:
+                    runs = [throughput(name, factor, rows, args.steps, size) for _ in range(args.repeats)]
+                    params, _, audio = runs[0]
+                    speed = statistics.median(run[1] for run in runs)
+                    print(f"| {name} | {factor} | {size or 'config'} | {params:,} | {speed:.1f} | {audio:.0f} |",
+                          flush=True)
 
 
 if __name__ == "__main__":
