@@ -227,14 +227,12 @@ def _convert(hint, value, key: str):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         item = typing.get_args(hint)[0]
         return tuple(_convert(item, v, key) for v in value)
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if hint is float:  # YAML 1.1 reads 1e-4 (no dot) as a string; people write learning rates that way
-        try:
-            if isinstance(value, str):
+    if hint is float:  # a string too: YAML 1.1 reads 1e-4 (no dot) as one, and learning rates are written so
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            try:
                 return float(value)
-        except ValueError:
-            pass
+            except ValueError:
+                pass
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if hint in (int, str, bool) and (type(value) is not hint):
         raise ConfigError(f"{key}: expected {hint.__name__}, got {value!r}")

@@ -86,32 +86,18 @@ class Recognizer:
         return [logits[row, :int(n)] for row, n in enumerate(output_lengths)]
 
 
-def load_model(path: str | Path | None = None, require_waveform: bool = True) -> Recognizer:
-    """A model folder, .keras file or SavedModel ready to transcribe (None: the bundled default model).
-
-    `require_waveform=False` also accepts a model trained on precomputed features (for fine-tuning).
-    """
+def load_model(path: str | Path | None = None) -> Recognizer:
+    """A model folder, .keras file or SavedModel ready to transcribe (None: the bundled default model)."""
     if path is None:
         if not (BUNDLED_MODEL / "model.keras").exists():
             raise ModelError("no bundled default model in this installation; pass --model RUN_DIR (a folder "
                              "from `asr train`) or an exported model")
         path = BUNDLED_MODEL
     path = Path(path)
-    if not path.exists():
-        raise ModelError(f"{path}: model not found")
     if (path / "saved_model.pb").exists():
         return _load_savedmodel(path)
-    keras_file = path / "model.keras" if path.is_dir() else path
-    if keras_file.suffix != ".keras" or not keras_file.is_file():
-        raise ModelError(f"{path}: expected a run directory with model.keras, a .keras file, or a SavedModel folder")
-    config = _config_beside(keras_file)
-    import asr.model  # noqa: F401  (registers the custom layers for safe-mode loading)
-
-    try:
-        model = keras.saving.load_model(keras_file, safe_mode=True)
-    except (ValueError, OSError) as error:
-        raise ModelError(f"{keras_file}: cannot load model ({error})") from None
-    if require_waveform and "waveform" not in {t.name for t in model.inputs}:
+    model, config, keras_file = load_keras_model(path)
+    if "waveform" not in {t.name for t in model.inputs}:
         raise ModelError(f"{keras_file}: takes precomputed features, not audio; transcribe needs a waveform model")
 
     @tf.function(reduce_retracing=True)
@@ -121,6 +107,23 @@ def load_model(path: str | Path | None = None, require_waveform: bool = True) ->
 
     return Recognizer(config, keras_file, call, model, read_decoding_options(keras_file.parent),
                       read_vad_options(keras_file.parent))
+
+
+def load_keras_model(path: str | Path) -> tuple[keras.Model, Config, Path]:
+    """A run directory's (or a .keras file's) model, safe-mode loaded, with the config beside it."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path}: model not found")
+    keras_file = path / "model.keras" if path.is_dir() else path
+    if keras_file.suffix != ".keras" or not keras_file.is_file():
+        raise ModelError(f"{path}: expected a run directory with model.keras, a .keras file, or a SavedModel folder")
+    config = _config_beside(keras_file)
+    import asr.model  # noqa: F401  (registers the custom layers for safe-mode loading)
+
+    try:
+        return keras.saving.load_model(keras_file, safe_mode=True), config, keras_file
+    except (ValueError, OSError) as error:
+        raise ModelError(f"{keras_file}: cannot load model ({error})") from None
 
 
 def _load_savedmodel(path: Path) -> Recognizer:

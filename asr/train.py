@@ -32,7 +32,7 @@ from asr.export import save_keras_model
 from asr.features import subsampled_length
 from asr.model import build_network, cudnn_violations
 from asr.optim import make_optimizer
-from asr.recognizer import ModelError, load_model
+from asr.recognizer import ModelError, load_keras_model
 from asr.text import ctc_min_frames
 from asr.utils import atomic_write
 
@@ -194,19 +194,15 @@ def copy_weights_from(source: str | Path, network: keras.Model, config: Config) 
     inputs would mean something else with no shape to show it.
     """
     try:
-        recognizer = load_model(source, require_waveform=False)
+        model, theirs, _ = load_keras_model(source)  # weights and config; no decoder, VAD or serving function
     except ModelError as error:
         raise ConfigError(f"train.init_from: {error}") from None
-    if recognizer.keras_model is None:
-        raise ConfigError(f"train.init_from: {source} is an exported SavedModel; give the .keras model it came from")
-    theirs = recognizer.config
     if theirs.alphabet_characters != config.alphabet_characters:
         raise ConfigError(f"train.init_from: {source} has alphabet {theirs.alphabet_characters!r}, this run "
                           f"{config.alphabet_characters!r}")
     if theirs.features != config.features:
         raise ConfigError(f"train.init_from: {source} was trained on other features ({theirs.features}); "
                           f"this run has {config.features}")
-    model = recognizer.keras_model
     trained = model.get_layer(network.name) if network.name in {layer.name for layer in model.layers} else model
     for layer in network.layers:
         if not layer.weights:
