@@ -17,13 +17,30 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
+from asr.audio import load_audio
 from asr.data import read_manifest
 from asr.decoding import make_decoder
 from asr.recognizer import load_model
 from asr.text import normalize_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: pipelines/ is not installed
-from pipelines.tune_decoder import model_logits, word_error_rate  # noqa: E402
+from pipelines.tune_decoder import word_error_rate  # noqa: E402
+
+BATCH_SIZE = 16
+
+
+def model_logits(model, rows) -> list[np.ndarray]:
+    """Per-utterance logits of a loaded `Recognizer` over manifest rows (whole utterances, no VAD)."""
+    order = sorted(range(len(rows)), key=lambda i: rows[i].duration)  # similar lengths batch with little padding
+    logits: list[np.ndarray] = [np.zeros(0)] * len(rows)
+    for first in range(0, len(order), BATCH_SIZE):
+        batch = order[first:first + BATCH_SIZE]
+        waveforms = [load_audio(rows[i].audio_filepath, model.sample_rate) for i in batch]
+        for i, row_logits in zip(batch, model.logits(waveforms), strict=True):
+            logits[i] = row_logits
+    return logits
 
 
 def main() -> None:

@@ -3,7 +3,9 @@
     python pipelines/tune_decoder.py --model RUN_DIR_OR_MODEL --manifest DEV.jsonl --lm lm.arpa \
         [--alpha 0 0.5 1.0] [--beta 0 1 2] [--beam-width 16 32] [--out results.json] [--write-decoding FOLDER]
 
-The model runs once over the manifest; every setting then decodes the same logits. WER (jiwer, references
+Each setting transcribes the manifest's files as `asr transcribe` does (20 s windows, the model folder's voice
+activity detector and vad.yaml), so the chosen setting is tuned for the path it will serve; the model runs
+once per distinct speech segment and every setting decodes the same logits. WER (jiwer, references
 normalised as training targets are) is printed for greedy, for beam search without the LM at each width,
 and for each (beam width, alpha, beta); the best beam_lm setting is printed last. `--write-decoding FOLDER`
 stores it as that model folder's decoding.yaml (the LM must lie in the folder), so `asr transcribe` and
@@ -13,11 +15,12 @@ stores it as that model folder's decoding.yaml (the LM must lie in the folder), 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,7 +33,8 @@ from asr.text import Alphabet, normalize_text
 DEFAULT_ALPHAS = (0.0, 0.5, 1.0)
 DEFAULT_BETAS = (0.0, 1.0, 2.0)
 DEFAULT_BEAM_WIDTHS = (32,)
-BATCH_SIZE = 16
+
+Transcriber = Callable[[object], list[str]]  # a decoder -> one hypothesis text per manifest row, in order
 
 
 @dataclass
@@ -53,28 +57,66 @@ def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> flo
     return errors / words if words else float(errors > 0)
 
 
-def evaluate(decoder, logits: Sequence[np.ndarray], references: Sequence[str], frame_seconds: float
-             ) -> tuple[float, float]:
+def evaluate(transcriber: Transcriber, decoder, references: Sequence[str]) -> tuple[float, float]:
     start = time.perf_counter()
-    hypotheses = [decoder.decode(row, frame_seconds).text for row in logits]
+    hypotheses = transcriber(decoder)
     return word_error_rate(references, hypotheses), time.perf_counter() - start
 
 
-def tune(logits: Sequence[np.ndarray], references: Sequence[str], alphabet: Alphabet, frame_seconds: float,
-         lm_path: str | Path, alphas: Sequence[float] = DEFAULT_ALPHAS, betas: Sequence[float] = DEFAULT_BETAS,
+def tune(transcriber: Transcriber, references: Sequence[str], alphabet: Alphabet, lm_path: str | Path,
+         alphas: Sequence[float] = DEFAULT_ALPHAS, betas: Sequence[float] = DEFAULT_BETAS,
          beam_widths: Sequence[int] = DEFAULT_BEAM_WIDTHS) -> list[Setting]:
-    """WER of greedy, of beam per width, and of beam_lm per (width, alpha, beta) on precomputed logits."""
+    """WER of greedy, of beam per width, and of beam_lm per (width, alpha, beta)."""
     references = [normalize_text(r) for r in references]
-    results = [Setting("greedy", None, None, None, *evaluate(make_decoder(alphabet), logits, references,
-                                                              frame_seconds))]
+    results = [Setting("greedy", None, None, None, *evaluate(transcriber, make_decoder(alphabet), references))]
     for width in beam_widths:
         decoder = make_decoder(alphabet, DecodingOptions("beam", beam_width=width))
-        results.append(Setting("beam", width, None, None, *evaluate(decoder, logits, references, frame_seconds)))
+        results.append(Setting("beam", width, None, None, *evaluate(transcriber, decoder, references)))
     for width, alpha, beta in itertools.product(beam_widths, alphas, betas):
         options = DecodingOptions("beam_lm", beam_width=width, lm_path=str(lm_path), alpha=alpha, beta=beta)
         decoder = make_decoder(alphabet, options)
-        results.append(Setting("beam_lm", width, alpha, beta, *evaluate(decoder, logits, references, frame_seconds)))
+        results.append(Setting("beam_lm", width, alpha, beta, *evaluate(transcriber, decoder, references)))
     return results
+
+
+def logits_transcriber(logits: Sequence[np.ndarray], frame_seconds: float) -> Transcriber:
+    """Decode precomputed per-utterance logits (whole utterances)."""
+    return lambda decoder: [decoder.decode(row, frame_seconds).text for row in logits]
+
+
+class CachedLogits:
+    """A `Recognizer` whose logits are computed once per distinct speech segment, so that many decoder
+    settings can each transcribe the same files as `asr transcribe` does for the cost of one model run."""
+
+    def __init__(self, model):
+        self.model = model
+        self.cache: dict[bytes, np.ndarray] = {}
+        self.model_calls = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def logits(self, waveforms: list[np.ndarray]) -> list[np.ndarray]:
+        keys = [hashlib.blake2b(w.tobytes(), digest_size=16).digest() for w in waveforms]
+        missing = {key: w for key, w in zip(keys, waveforms, strict=True) if key not in self.cache}
+        if missing:
+            self.model_calls += 1
+            self.cache.update(zip(missing, self.model.logits(list(missing.values())), strict=True))
+        return [self.cache[key] for key in keys]
+
+
+def model_transcriber(cached: CachedLogits, paths: Sequence[str]) -> Transcriber:
+    """Transcribe the files as `asr transcribe` does (windows, the model's VAD); a file that fails is an error."""
+    from asr.transcribe import transcribe
+
+    def transcribe_all(decoder) -> list[str]:
+        results = {r.path: r for r in transcribe(list(paths), cached, decoder, progress=False)}
+        failed = [r for r in results.values() if r.error]
+        if failed:
+            raise ManifestError(f"{len(failed)} file(s) could not be transcribed, e.g. {failed[0].error}")
+        return [results[path].text for path in paths]
+
+    return transcribe_all
 
 
 def best_setting(results: Sequence[Setting]) -> Setting:
@@ -83,8 +125,9 @@ def best_setting(results: Sequence[Setting]) -> Setting:
     return min(candidates, key=lambda r: (r.wer, r.beam_width or 0))
 
 
-def compute_logits(model_path: Path, manifest: Path) -> tuple[list[np.ndarray], list[str], Alphabet, float]:
-    """Run the model once over the manifest: per-utterance logits, reference texts, alphabet, frame seconds."""
+def load_transcriber(model_path: Path, manifest: Path) -> tuple[Transcriber, list[str], Alphabet, float]:
+    """The manifest's files through the model as `asr transcribe` runs them (the model runs here, so that
+    settings are timed on decoding alone), reference texts, alphabet, seconds of audio."""
     from asr.recognizer import load_model
 
     rows = read_manifest(manifest)
@@ -92,21 +135,9 @@ def compute_logits(model_path: Path, manifest: Path) -> tuple[list[np.ndarray], 
     if missing:
         raise ManifestError(f"{manifest}: rows {missing[:5]} have no audio_filepath")
     model = load_model(model_path)
-    return model_logits(model, rows), [row.text for row in rows], model.config.alphabet(), model.frame_seconds
-
-
-def model_logits(model, rows) -> list[np.ndarray]:
-    """Per-utterance logits of a loaded `Recognizer` over manifest rows (whole utterances, no VAD)."""
-    from asr.audio import load_audio
-
-    order = sorted(range(len(rows)), key=lambda i: rows[i].duration)  # similar lengths batch with little padding
-    logits: list[np.ndarray] = [np.zeros(0)] * len(rows)
-    for first in range(0, len(order), BATCH_SIZE):
-        batch = order[first:first + BATCH_SIZE]
-        waveforms = [load_audio(rows[i].audio_filepath, model.sample_rate) for i in batch]
-        for i, row_logits in zip(batch, model.logits(waveforms), strict=True):
-            logits[i] = row_logits
-    return logits
+    transcriber = model_transcriber(CachedLogits(model), [row.audio_filepath for row in rows])
+    transcriber(make_decoder(model.config.alphabet()))
+    return transcriber, [row.text for row in rows], model.config.alphabet(), sum(row.duration for row in rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,13 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         make_decoder(Alphabet(), DecodingOptions("beam_lm", lm_path=args.lm))  # a bad LM fails before the model runs
-        logits, references, alphabet, frame_seconds = compute_logits(args.model, args.manifest)
-        results = tune(logits, references, alphabet, frame_seconds, args.lm, args.alpha, args.beta, args.beam_width)
+        transcriber, references, alphabet, audio_seconds = load_transcriber(args.model, args.manifest)
+        results = tune(transcriber, references, alphabet, args.lm, args.alpha, args.beta, args.beam_width)
     except ValueError as error:  # DecoderError, ManifestError, ModelError, AudioError: bad inputs, not bugs
         print(f"error: {error}", file=sys.stderr)
         return 2
-    audio_seconds = sum(len(row) for row in logits) * frame_seconds
-    print(f"{len(logits)} utterances, {audio_seconds:.1f} s of audio")
+    print(f"{len(references)} utterances, {audio_seconds:.1f} s of audio (s/s audio: reading, VAD and decoding)")
     print(f"{'decoder':8} {'width':>5} {'alpha':>6} {'beta':>6} {'WER':>7} {'s/s audio':>9}")
     for r in results:
         cells = [f"{v:>{w}}" if v is not None else " " * w for v, w in ((r.beam_width, 5), (r.alpha, 6), (r.beta, 6))]

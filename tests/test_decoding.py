@@ -256,16 +256,41 @@ def test_decoder_errors_name_what_is_wrong(tmp_path, lm_path):
 # --- pipelines/tune_decoder.py -----------------------------------------------------------------------------
 
 
-def test_tune_decoder_picks_a_setting_with_the_lm(lm_path, monkeypatch):
+@pytest.fixture
+def tune_decoder(monkeypatch):
     spec = importlib.util.spec_from_file_location("tune_decoder", REPO / "pipelines" / "tune_decoder.py")
-    tune_decoder = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "tune_decoder", tune_decoder)  # dataclasses look their module up there
-    spec.loader.exec_module(tune_decoder)
-    logits = [cat_or_cap(), peaked(spelled("the dog sat"))]
-    results = tune_decoder.tune(logits, ["The cat sat.", "the dog sat"], ALPHABET, 0.03, lm_path,
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "tune_decoder", module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tune_decoder_picks_a_setting_with_the_lm(lm_path, tune_decoder):
+    transcriber = tune_decoder.logits_transcriber([cat_or_cap(), peaked(spelled("the dog sat"))], 0.03)
+    results = tune_decoder.tune(transcriber, ["The cat sat.", "the dog sat"], ALPHABET, lm_path,
                                 alphas=[0.0, 0.5], betas=[1.0], beam_widths=[8])
     wer = {(r.decoder, r.alpha): r.wer for r in results}
     assert wer[("greedy", None)] == wer[("beam_lm", 0.0)] == pytest.approx(1 / 6)
     assert wer[("beam_lm", 0.5)] == 0.0
     best = tune_decoder.best_setting(results)
     assert (best.decoder, best.alpha, best.beta, best.beam_width) == ("beam_lm", 0.5, 1.0, 8)
+
+
+def test_tune_decoder_transcribes_as_asr_transcribe_does_and_runs_the_model_once(trained_run, tune_decoder):
+    from asr.recognizer import load_model
+    from asr.transcribe import transcribe
+
+    from .conftest import fsdd_rows
+
+    model = load_model(trained_run)
+    paths = [row.audio_filepath for row in fsdd_rows("theo", takes=range(2))]
+    cached = tune_decoder.CachedLogits(model)
+    transcriber = tune_decoder.model_transcriber(cached, paths)
+    greedy = transcriber(make_decoder(model.config.alphabet()))
+    model_calls, segments = cached.model_calls, len(cached.cache)
+    assert model_calls >= 1 and segments >= len(paths)
+    assert transcriber(make_decoder(model.config.alphabet(), DecodingOptions("beam", beam_width=4))) == greedy
+    assert (cached.model_calls, len(cached.cache)) == (model_calls, segments)  # the second setting reused them
+    served = {r.path: r.text for r in transcribe(paths, model, make_decoder(model.config.alphabet()), progress=False)}
+    assert greedy == [served[path] for path in paths]  # the VAD and windows of `asr transcribe`, in manifest order
+    assert greedy[::2] == ["zero", "one", "two", "three"]  # take 0 of each digit: the fixture model's training rows
