@@ -16,10 +16,11 @@ gives the same distribution, which sums to one for every context.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -258,8 +259,9 @@ def arpa_vocabulary(path: str | Path) -> list[str]:
     return words
 
 
-def build_lm(source: str | Path, out: str | Path, order: int = DEFAULT_ORDER) -> NgramModel:
-    """Text file or manifest -> ARPA file at `out`; returns the model."""
-    model = estimate(read_sentences(source), order)
+def build_lm(source: str | Path | Sequence[str | Path], out: str | Path, order: int = DEFAULT_ORDER) -> NgramModel:
+    """Text file(s) or manifest(s) -> ARPA file at `out`, their sentences pooled; returns the model."""
+    sources = [source] if isinstance(source, str | Path) else list(source)
+    model = estimate(itertools.chain.from_iterable(read_sentences(path) for path in sources), order)
     write_arpa(model, out)
     return model

@@ -146,3 +146,15 @@ def test_build_lm_from_a_manifest(tmp_path):
                                 for i, s in enumerate(SENTENCES)))
     model = build_lm(manifest, tmp_path / "lm.arpa", order=3)
     assert set(predictable(model)) == {*itertools.chain.from_iterable(s.split() for s in SENTENCES), EOS, UNK}
+
+
+def test_build_lm_pools_the_sentences_of_several_sources(tmp_path):
+    half = len(SENTENCES) // 2
+    (tmp_path / "all.txt").write_text("\n".join(SENTENCES) + "\n")
+    (tmp_path / "first.txt").write_text("\n".join(SENTENCES[:half]) + "\n")
+    manifest = tmp_path / "rest.jsonl"
+    manifest.write_text("".join(json.dumps({"audio_filepath": f"{i}.wav", "text": s}) + "\n"
+                                for i, s in enumerate(SENTENCES[half:])))
+    build_lm(tmp_path / "all.txt", tmp_path / "one.arpa", order=3)
+    build_lm([tmp_path / "first.txt", manifest], tmp_path / "pooled.arpa", order=3)
+    assert (tmp_path / "pooled.arpa").read_text() == (tmp_path / "one.arpa").read_text()
