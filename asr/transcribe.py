@@ -316,5 +316,8 @@ def _keep_words(segment: Segment, transcript: Transcript, result: FileResult) ->
     for word in transcript.words:
         shifted = Word(word.word, word.start + segment.offset, word.end + segment.offset, word.confidence)
         middle = (shifted.start + shifted.end) / 2
-        if low <= middle < high and any(start <= middle <= end for start, end in segment.speech):
+        # A word's characters can fire well before or after its middle (CTC spikes sit anywhere in the sound, and
+        # unvoiced onsets and plosives fall outside the voiced core the VAD anchors on): it is kept when any
+        # of it meets speech, so "stop" whose middle falls in the silent "st" is not lost.
+        if low <= middle < high and any(shifted.start < end and start < shifted.end for start, end in segment.speech):
             result.words.append(shifted)

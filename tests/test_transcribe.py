@@ -178,3 +178,17 @@ def test_export_savedmodel_and_tflite_match_keras(trained_run, tmp_path):
     np.testing.assert_allclose(tflite, expected, atol=1e-4)
     decoder = make_decoder(keras_model.config.alphabet())
     assert decoder.decode(tflite, keras_model.frame_seconds).text == "two"
+
+
+def test_a_word_is_kept_when_any_of_it_meets_speech_not_only_its_middle():
+    from asr.decoding import Transcript, Word
+    from asr.transcribe import FileResult, Segment, _keep_words
+
+    # "stop": the voiced "o" (the VAD's speech, 0.64-1.0 s of the file) comes late; the decoder's "s" fired at
+    # the segment's first frame, so the word's middle (0.615 s) lies in the silent "st" before it.
+    segment = Segment(0, offset=0.24, owned=(0.0, np.inf), samples=np.zeros(6080, np.float32), last=True,
+                      window_end=1.0, speech=((0.64, 1.0),))
+    words = [Word("stop", 0.0, 0.75, 0.9), Word("noise", 0.0, 0.3, 0.9)]  # "noise": 0.24-0.54 s, before speech
+    result = FileResult("stop.wav")
+    _keep_words(segment, Transcript("stop noise", words), result)
+    assert [(w.word, w.start, w.end) for w in result.words] == [("stop", 0.24, 0.99)]
