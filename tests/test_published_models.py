@@ -77,6 +77,7 @@ def test_bundled_model_decodes_with_its_lm_by_default():
     assert model.sample_rate == 8000
     assert model.decoding.confidence_temperature != 1.0  # calibrated on dev
     assert model.vad.context_seconds == 0.5  # its vad.yaml: measured on dev against the 0.1 s default
+    assert model.vad.pad_seconds == 0.5  # and every word decoded there is kept (first and last letters fire at edges)
 
 
 def test_bundled_model_transcribes_the_bundled_digit_samples_at_8_and_16_khz():
