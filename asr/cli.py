@@ -254,6 +254,9 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"CTC decoder (default: the model folder's, e.g. beam_lm with its LM; else "
                              f"{defaults.decoder}); --decoder greedy opts out of a shipped LM")
     parser.add_argument("--beam-width", type=int, help=f"beam width for beam decoders (default {defaults.beam_width})")
+    parser.add_argument("--token-beam", type=int,
+                        help=f"beam decoders: the most probable classes tried at each frame (default: the model's, "
+                             f"else {defaults.token_beam}; larger is slower)")
     parser.add_argument("--lm", type=Path,
                         help="ARPA word n-gram; implies --decoder beam_lm (see pipelines/build_lm.py)")
     parser.add_argument("--alpha", type=float, help=f"LM weight (default: the model's, else {defaults.alpha})")
@@ -280,7 +283,8 @@ def decoding_options(args: argparse.Namespace, model_defaults):
     """The model's decoding defaults with the options given on the command line put over them."""
     from dataclasses import replace
 
-    given = {"decoder": args.decoder, "beam_width": args.beam_width, "alpha": args.alpha, "beta": args.beta,
+    given = {"decoder": args.decoder, "beam_width": args.beam_width,
+             "token_beam": getattr(args, "token_beam", None), "alpha": args.alpha, "beta": args.beta,
              "lm_path": str(args.lm) if args.lm else None}
     if args.lm and not args.decoder:
         given["decoder"] = "beam_lm"

@@ -268,12 +268,13 @@ def tune_decoder(monkeypatch):
 def test_tune_decoder_picks_a_setting_with_the_lm(lm_path, tune_decoder):
     transcriber = tune_decoder.logits_transcriber([cat_or_cap(), peaked(spelled("the dog sat"))], 0.03)
     results = tune_decoder.tune(transcriber, ["The cat sat.", "the dog sat"], ALPHABET, lm_path,
-                                alphas=[0.0, 0.5], betas=[1.0], beam_widths=[8])
-    wer = {(r.decoder, r.alpha): r.wer for r in results}
-    assert wer[("greedy", None)] == wer[("beam_lm", 0.0)] == pytest.approx(1 / 6)
-    assert wer[("beam_lm", 0.5)] == 0.0
+                                alphas=[0.0, 0.5], betas=[1.0], beam_widths=[8], token_beams=[1, 4])
+    wer = {(r.decoder, r.token_beam, r.alpha): r.wer for r in results}
+    assert wer[("greedy", None, None)] == wer[("beam_lm", 4, 0.0)] == pytest.approx(1 / 6)
+    assert wer[("beam_lm", 1, 0.5)] == pytest.approx(1 / 6)  # one class a frame: the LM cannot reach "cat"
+    assert wer[("beam_lm", 4, 0.5)] == 0.0
     best = tune_decoder.best_setting(results)
-    assert (best.decoder, best.alpha, best.beta, best.beam_width) == ("beam_lm", 0.5, 1.0, 8)
+    assert (best.decoder, best.alpha, best.beta, best.beam_width, best.token_beam) == ("beam_lm", 0.5, 1.0, 8, 4)
 
 
 def test_tune_decoder_transcribes_as_asr_transcribe_does_and_runs_the_model_once(trained_run, tune_decoder):

@@ -97,6 +97,7 @@ def fixed_logits_model(folder: Path) -> Recognizer:
     (["--decoder", "greedy"], "the cap sat"),  # opted out
     (["--decoder", "beam"], "the cap sat"),  # a beam without the LM changes nothing here
     (["--alpha", "0"], "the cap sat"),  # the folder's decoder with the LM weighed out
+    (["--token-beam", "1"], "the cap sat"),  # only each frame's likeliest class: the LM has nothing to choose
 ])
 def test_transcribe_uses_the_model_folders_lm_unless_told_otherwise(tmp_path, lm_folder, monkeypatch, capsys,
                                                                     extra, expected):
