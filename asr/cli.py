@@ -283,9 +283,8 @@ def decoding_options(args: argparse.Namespace, model_defaults):
     """The model's decoding defaults with the options given on the command line put over them."""
     from dataclasses import replace
 
-    given = {"decoder": args.decoder, "beam_width": args.beam_width,
-             "token_beam": getattr(args, "token_beam", None), "alpha": args.alpha, "beta": args.beta,
-             "lm_path": str(args.lm) if args.lm else None}
+    given = {"decoder": args.decoder, "beam_width": args.beam_width, "token_beam": args.token_beam,
+             "alpha": args.alpha, "beta": args.beta, "lm_path": str(args.lm) if args.lm else None}
     if args.lm and not args.decoder:
         given["decoder"] = "beam_lm"
     if getattr(args, "raw_confidence", False):

@@ -22,11 +22,6 @@ RUN=${1:-runs/default}
 DATA=work/default
 CONFIG=configs/default.yaml
 EPOCHS=24  # the config's 13, then the extension below
-FINETUNE="${RUN}_finetune"
-FINETUNE2="${RUN}_finetune2"
-FINETUNE3="${RUN}_finetune3"
-FINETUNE4="${RUN}_finetune4"
-FINAL="${RUN}_finetune5"
 SHARED=../shared/data
 BUNDLE=asr/assets/default_model
 AN4_TEST_SPEAKERS=fjam,mdxn,mfaa,mjhp,mmaf,mmap,msjr,mtcv  # models/an4's dev speakers
@@ -93,11 +88,12 @@ finetune() {  # FROM TO EPOCHS PEAK_RATE: a new run from FROM's weights (train.i
 # end; then a fourth (peak 3e-4, 12 epochs: 52.05% → 47.3%, still edging down), a fifth the same way (→ 45.8%,
 # 44 min), a sixth, shorter and lower (peak 2e-4, 8 epochs: → 44.8%, 30 min) and a seventh the same way, whose
 # weights are bundled.
-finetune "$RUN" "$FINETUNE" 12 4e-4
-finetune "$FINETUNE" "$FINETUNE2" 12 3e-4
-finetune "$FINETUNE2" "$FINETUNE3" 12 3e-4
-finetune "$FINETUNE3" "$FINETUNE4" 8 2e-4
-finetune "$FINETUNE4" "$FINAL" 8 2e-4
+FINAL=$RUN
+for stage in "finetune 12 4e-4" "finetune2 12 3e-4" "finetune3 12 3e-4" "finetune4 8 2e-4" "finetune5 8 2e-4"; do
+  read -r name epochs peak <<< "$stage"
+  finetune "$FINAL" "${RUN}_$name" "$epochs" "$peak"  # each stage starts from the last one's weights
+  FINAL="${RUN}_$name"
+done
 
 mkdir -p "$BUNDLE"
 cp "$FINAL/model.keras" "$FINAL/config.yaml" "$FINAL/alphabet.json" "$BUNDLE/"
