@@ -243,7 +243,7 @@ def _add_transcribe(commands) -> None:
 
 
 def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
-    from asr.decoding import DECODERS, DecodingOptions
+    from asr.decoding import DECODERS, VOCABULARIES, DecodingOptions
     from asr.transcribe import BATCH_SIZE, OVERLAP_SECONDS, WINDOW_SECONDS
     from asr.vad import DEFAULT_METHOD as DEFAULT_VAD_METHOD
     from asr.vad import METHODS as VAD_METHODS
@@ -261,6 +261,12 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ARPA word n-gram; implies --decoder beam_lm (see pipelines/build_lm.py)")
     parser.add_argument("--alpha", type=float, help=f"LM weight (default: the model's, else {defaults.alpha})")
     parser.add_argument("--beta", type=float, help=f"word insertion bonus (default: the model's, else {defaults.beta})")
+    parser.add_argument("--vocabulary", choices=VOCABULARIES,
+                        help=f"beam_lm: open lets any spelling out, closed only the LM's words (default: the "
+                             f"model's, else {defaults.vocabulary})")
+    parser.add_argument("--unk-offset", type=float,
+                        help=f"beam_lm: nats added for each word outside the LM's vocabulary, <= 0 (default: the "
+                             f"model's, else {defaults.unk_offset:g}: open vocabulary)")
     parser.add_argument("--raw-confidence", action="store_true",
                         help="word confidences without the calibration in the model folder's decoding.yaml")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"windows per batch (default {BATCH_SIZE})")
@@ -284,7 +290,9 @@ def decoding_options(args: argparse.Namespace, model_defaults):
     from dataclasses import replace
 
     given = {"decoder": args.decoder, "beam_width": args.beam_width, "token_beam": args.token_beam,
-             "alpha": args.alpha, "beta": args.beta, "lm_path": str(args.lm) if args.lm else None}
+             "alpha": args.alpha, "beta": args.beta, "unk_offset": args.unk_offset,
+             "vocabulary": args.vocabulary,
+             "lm_path": str(args.lm) if args.lm else None}
     if args.lm and not args.decoder:
         given["decoder"] = "beam_lm"
     if getattr(args, "raw_confidence", False):

@@ -5,18 +5,11 @@ Three decoders, all behind `make_decoder(alphabet, DecodingOptions(...))` and
 
 - "greedy": the best path (most probable class per frame, repeats merged, blanks dropped);
 - "beam": CTC prefix beam search without a language model;
-- "beam_lm": the same search with a word n-gram LM (ARPA), score = log p_ctc + alpha ln p_lm + beta · words.
+- "beam_lm": beam search with a word n-gram LM (ARPA), score = log p_ctc + alpha ln p_lm + beta · words.
+  `vocabulary: open` (the default) lets any spelling out, adding `unk_offset` nats for each word the LM has
+  never seen; `closed` searches a trie of the LM's words, which scores partial words too.
 
-Both beam searches run in flashlight-text's `LexiconFreeDecoder` (C++; with `log_add` it sums the paths of a
-prefix, separately for prefixes ending in blank and not, as CTC prefix beam search does). One search for both
-means "beam_lm" at alpha = beta = 0 is exactly "beam". `keras.ops.ctc_decode(strategy="beam_search")` would
-do for "beam" but has no LM hook and costs an eager TensorFlow call per utterance.
-
-flashlight's lexicon-free decoder asks its LM for a score per *character*; `_word_lm` turns that into a word
-LM: characters cost nothing, and when a space (or the end of the utterance) closes a word, the word is scored
-by KenLM (flashlight's bundled copy) given the previous words. Words need no lexicon (open vocabulary: an
-unseen word is scored as <unk>), at the price of no LM guidance inside a word. flashlight's lexicon decoder
-would score partial words but can only output words of its lexicon.
+The beam searches run in flashlight-text (C++), in `asr/beam_search.py`, loaded only when asked for.
 
 Word timings come from a frame alignment: the best path itself for greedy, and for beam outputs the Viterbi
 (forced) alignment of the decoded labels to the logits. A word starts at the first frame of its first
@@ -28,34 +21,30 @@ fitted on dev by `pipelines/calibrate_confidence.py`; see `asr/confidence.py`).
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from itertools import groupby
 from numbers import Integral
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from asr.confidence import platt
 from asr.text import BLANK_INDEX, Alphabet, ctc_min_frames
-from asr.utils import silenced_stderr
 
 DECODERS = ("greedy", "beam", "beam_lm")
 DEFAULT_BEAM_WIDTH = 32
 DEFAULT_ALPHA = 0.5
 DEFAULT_BETA = 1.0
-BEAM_THRESHOLD = 50.0  # drop hypotheses this many nats below the best: keeps the beam's work bounded
+DEFAULT_UNK_OFFSET = 0.0  # any spelling may come out; model folders carry a tuned value
+VOCABULARIES = ("open", "closed")  # beam_lm: any spelling, or only the LM's words
 # Classes tried per frame, most probable first. The LM decoder's cost grows with it (a Python call per hypothesis
 # and class). CTC posteriors are peaky: on the bundled model's dev set (244 utterances, width 32, with its LM)
 # 16, 8, 4, 3 and 2 gave 41.1%, 41.1%, 41.4%, 41.6% and 42.2% WER, and 4 decodes 3.8x faster than 16
 # (BENCHMARKS.md, "Token beam"). On the FSDD dev set 8, 16 and all 29 gave the same WER.
 TOKEN_BEAM = 4
 WORD_SEPARATOR = " "
-LN10 = math.log(10.0)  # ARPA and KenLM work in log10, the acoustic scores in natural log
-UNK = "<unk>"
 MIN_PROBABILITY = 1e-12  # floor before a log: a character's peak probability can underflow to 0 in float64
 
 
@@ -73,6 +62,8 @@ class DecodingOptions:
     lm_path: str | None = None  # ARPA word n-gram; beam_lm only
     alpha: float = DEFAULT_ALPHA  # LM weight
     beta: float = DEFAULT_BETA  # word insertion bonus
+    vocabulary: str = "open"  # beam_lm: one of VOCABULARIES
+    unk_offset: float = DEFAULT_UNK_OFFSET  # beam_lm, open vocabulary: nats added per word the LM has not seen (<= 0)
     # Word confidence calibration (Platt scaling): c -> sigmoid(logit(c) / temperature + bias). The identity
     # by default; a model folder's decoding.yaml carries the values fitted on its dev data.
     confidence_temperature: float = 1.0
@@ -85,10 +76,14 @@ class DecodingOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
                 raise DecoderError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("alpha", "beta", "confidence_temperature", "confidence_bias"):
+        for name in ("alpha", "beta", "unk_offset", "confidence_temperature", "confidence_bias"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise DecoderError(f"{name} must be a finite number, got {value!r}")
+        if self.vocabulary not in VOCABULARIES:
+            raise DecoderError(f"vocabulary: unknown kind {self.vocabulary!r}, expected one of {VOCABULARIES}")
+        if self.unk_offset > 0:
+            raise DecoderError(f"unk_offset must be <= 0 (a penalty for unseen words), got {self.unk_offset!r}")
         if self.confidence_temperature <= 0:
             raise DecoderError(f"confidence_temperature must be positive, got {self.confidence_temperature!r}")
         if self.decoder == "beam_lm" and self.lm_path is None:
@@ -262,121 +257,11 @@ class GreedyDecoder:
         return _transcript(log_probs.argmax(axis=-1), log_probs, self.alphabet, frame_seconds, self.calibration)
 
 
-class BeamDecoder:
-    """CTC prefix beam search in flashlight-text, optionally with a word LM. Not thread-safe: one per thread."""
-
-    def __init__(self, alphabet: Alphabet, beam_width: int = DEFAULT_BEAM_WIDTH, lm=None,
-                 calibration: tuple[float, float] = (1.0, 0.0), token_beam: int = TOKEN_BEAM):
-        decoder = _flashlight()
-        self.alphabet, self.calibration = alphabet, calibration
-        classes = alphabet.num_classes
-        options = decoder.LexiconFreeDecoderOptions(
-            beam_size=beam_width, beam_size_token=min(token_beam, classes), beam_threshold=BEAM_THRESHOLD,
-            lm_weight=1.0,  # _WordLM applies alpha and beta itself
-            sil_score=0.0, log_add=True, criterion_type=decoder.CriterionType.CTC)
-        self.lm = lm if lm is not None else decoder.ZeroLM()
-        separator = alphabet.characters.find(WORD_SEPARATOR) + 1
-        self._search = decoder.LexiconFreeDecoder(options, self.lm, separator, BLANK_INDEX, [])
-
-    def decode(self, logits: np.ndarray, frame_seconds: float) -> Transcript:
-        log_probs = log_softmax(_check_logits(logits, self.alphabet))
-        frames, classes = log_probs.shape
-        if frames == 0:
-            return Transcript("", [])
-        emissions = np.ascontiguousarray(log_probs, dtype=np.float32)  # flashlight reads float32 [T, C]
-        results = self._search.decode(emissions.ctypes.data, frames, classes)
-        best = max(results, key=lambda result: result.score)
-        decoder_path = np.asarray(best.tokens[1:frames + 1], dtype=np.int64)  # tokens[0], [-1]: start/end markers
-        labels = [label for label, _ in groupby(decoder_path.tolist()) if label != BLANK_INDEX]
-        path = forced_align(log_probs, labels)
-        if path is None:  # cannot happen for a CTC search's output; the decoder's own path is a valid alignment
-            path = decoder_path
-        return _transcript(path, log_probs, self.alphabet, frame_seconds, self.calibration)
-
-
-def _flashlight():
-    try:
-        from flashlight.lib.text import decoder
-    except ImportError:
-        raise DecoderError("beam decoders need the flashlight-text package (pip install flashlight-text)") from None
-    return decoder
-
-
-@functools.lru_cache(maxsize=4)
-def _load_kenlm(path: str, stamp: tuple[int, int]):
-    """(KenLM, word -> index) for an ARPA file, cached on (path, mtime, size): a grid search loads it once."""
-    from flashlight.lib.text.decoder.kenlm import KenLM
-    from flashlight.lib.text.dictionary import Dictionary
-
-    from asr.lm import LMError, arpa_vocabulary
-
-    try:
-        vocabulary = list(dict.fromkeys([UNK, *arpa_vocabulary(path)]))  # <unk> first: index 0 for unseen words
-        with silenced_stderr():
-            kenlm = KenLM(path, Dictionary(vocabulary))
-    except (LMError, RuntimeError) as error:
-        raise DecoderError(f"lm_path: {path}: cannot load the ARPA language model ({error})") from None
-    return kenlm, {word: i for i, word in enumerate(vocabulary)}
-
-
-def _word_lm(alphabet: Alphabet, lm_path: str | Path, alpha: float, beta: float):
-    """A flashlight LM scoring whole words with KenLM when a separator or the utterance end closes them."""
-    from flashlight.lib.text.decoder import LM, LMState
-
-    lm_path = Path(lm_path)
-    if not lm_path.is_file():
-        raise DecoderError(f"lm_path: {lm_path}: language model file not found")
-    stat = lm_path.stat()
-    kenlm, word_index = _load_kenlm(str(lm_path), (stat.st_mtime_ns, stat.st_size))
-    separator = alphabet.characters.find(WORD_SEPARATOR) + 1
-    weight = alpha * LN10
-
-    class WordLM(LM):
-        def __init__(self):
-            LM.__init__(self)
-            self.kenlm = kenlm  # kept alive with the decoder
-            self._states: dict = {}  # LMState (one per prefix) -> (KenLM context, partial word, score of its last step)
-
-        def start(self, start_with_nothing: bool):
-            state = LMState()
-            self._states = {state: (kenlm.start(start_with_nothing), "", 0.0)}  # a new utterance: forget the last
-            return state
-
-        def score(self, state, token: int):
-            child = state.child(token)  # one object per prefix, so equal prefixes merge in the search
-            if child not in self._states:
-                context, partial, _ = self._states[state]
-                if token != separator:
-                    self._states[child] = (context, partial + alphabet.characters[token - 1], 0.0)
-                elif partial:
-                    self._states[child] = _closed(context, partial)
-                else:  # a space with no word before it (leading or doubled): nothing to score
-                    self._states[child] = (context, "", 0.0)
-            return child, self._states[child][2]
-
-        def finish(self, state):
-            context, partial, _ = self._states[state]
-            total = 0.0
-            if partial:
-                context, _, total = _closed(context, partial)
-            _, end = kenlm.finish(context)
-            return state, total + weight * end
-
-    def _closed(context, word: str):
-        next_context, log10_prob = kenlm.score(context, word_index.get(word, 0))
-        return next_context, "", weight * log10_prob + beta
-
-    return WordLM()
-
-
 def make_decoder(alphabet: Alphabet, options: DecodingOptions | None = None) -> Decoder:
     """The decoder `options` describe (default: greedy), for this alphabet."""
     options = options or DecodingOptions()
     if options.decoder == "greedy":
         return GreedyDecoder(alphabet, options.calibration)
-    if options.decoder == "beam":
-        return BeamDecoder(alphabet, int(options.beam_width), calibration=options.calibration,
-                           token_beam=int(options.token_beam))
-    _flashlight()
-    lm = _word_lm(alphabet, options.lm_path, float(options.alpha), float(options.beta))
-    return BeamDecoder(alphabet, int(options.beam_width), lm, options.calibration, int(options.token_beam))
+    from asr import beam_search  # flashlight-text: loaded only for the beam decoders
+
+    return beam_search.make_beam_decoder(alphabet, options)

@@ -1,16 +1,17 @@
-"""Grid-search the beam_lm decoder's LM weight (alpha), word bonus (beta), beam width and token beam on a dev set.
+"""Grid-search the beam_lm decoder's vocabulary, LM weight, word bonus, unseen-word offset and beams on a dev set.
 
     python pipelines/tune_decoder.py --model RUN_DIR_OR_MODEL --manifest DEV.jsonl --lm lm.arpa \
-        [--alpha 0 0.5 1.0] [--beta 0 1 2] [--beam-width 16 32] [--token-beam 4 16] [--out results.json] \
-        [--write-decoding FOLDER]
+        [--vocabulary open closed] [--alpha 0 0.5 1.0] [--beta 0 1 2] [--unk-offset 0 -5] [--beam-width 16 32] \
+        [--token-beam 4 16] [--out results.json] [--write-decoding FOLDER]
 
 Each setting transcribes the manifest's files as `asr transcribe` does (20 s windows, the model folder's voice
 activity detector and vad.yaml), so the chosen setting is tuned for the path it will serve; the model runs
 once per distinct speech segment and every setting decodes the same logits. WER (jiwer, references
 normalised as training targets are) is printed for greedy, for beam search without the LM at each width,
-and for each (beam width, token beam, alpha, beta); the best beam_lm setting is printed last. `--write-decoding FOLDER`
-stores it as that model folder's decoding.yaml (the LM must lie in the folder), so `asr transcribe` and
-`asr evaluate` use it by default.
+and for each (beam width, token beam, vocabulary, alpha, beta, unk offset: open vocabulary only); the best
+beam_lm setting is printed last.
+`--write-decoding FOLDER` stores it as that model folder's decoding.yaml (the LM must lie in the folder), so
+`asr transcribe` and `asr evaluate` use it by default.
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from asr.data import ManifestError, read_manifest
-from asr.decoding import TOKEN_BEAM, DecodingOptions, make_decoder
+from asr.decoding import DEFAULT_UNK_OFFSET, TOKEN_BEAM, VOCABULARIES, DecodingOptions, make_decoder
 from asr.text import Alphabet, normalize_text
 
 DEFAULT_ALPHAS = (0.0, 0.5, 1.0)
 DEFAULT_BETAS = (0.0, 1.0, 2.0)
 DEFAULT_BEAM_WIDTHS = (32,)
 DEFAULT_TOKEN_BEAMS = (TOKEN_BEAM,)
+DEFAULT_UNK_OFFSETS = (DEFAULT_UNK_OFFSET,)
+DEFAULT_VOCABULARIES = ("open",)
 
 Transcriber = Callable[[object], list[str]]  # a decoder -> one hypothesis text per manifest row, in order
 
@@ -48,6 +51,8 @@ class Setting:
     wer: float
     seconds: float  # decoding time over the whole set
     token_beam: int | None = None  # beam_lm: the most probable classes tried at each frame
+    unk_offset: float | None = None  # beam_lm: nats added for each word outside the LM's vocabulary
+    vocabulary: str | None = None  # beam_lm: open (any spelling) or closed (the LM's words)
 
 
 def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
@@ -69,19 +74,28 @@ def evaluate(transcriber: Transcriber, decoder, references: Sequence[str]) -> tu
 def tune(transcriber: Transcriber, references: Sequence[str], alphabet: Alphabet, lm_path: str | Path,
          alphas: Sequence[float] = DEFAULT_ALPHAS, betas: Sequence[float] = DEFAULT_BETAS,
          beam_widths: Sequence[int] = DEFAULT_BEAM_WIDTHS,
-         token_beams: Sequence[int] = DEFAULT_TOKEN_BEAMS) -> list[Setting]:
-    """WER of greedy, of beam per width, and of beam_lm per (width, token beam, alpha, beta)."""
+         token_beams: Sequence[int] = DEFAULT_TOKEN_BEAMS,
+         unk_offsets: Sequence[float] = DEFAULT_UNK_OFFSETS,
+         vocabularies: Sequence[str] = DEFAULT_VOCABULARIES) -> list[Setting]:
+    """WER of greedy, of beam per width, and of beam_lm per (width, token beam, vocabulary, alpha, beta, unk
+    offset); a closed vocabulary has no unseen words, so it is tried once per (alpha, beta), with offset 0."""
     references = [normalize_text(r) for r in references]
     results = [Setting("greedy", None, None, None, *evaluate(transcriber, make_decoder(alphabet), references))]
     for width in beam_widths:
         decoder = make_decoder(alphabet, DecodingOptions("beam", beam_width=width))
         results.append(Setting("beam", width, None, None, *evaluate(transcriber, decoder, references)))
-    for width, token_beam, alpha, beta in itertools.product(beam_widths, token_beams, alphas, betas):
+    grid = itertools.product(beam_widths, token_beams, vocabularies, alphas, betas, unk_offsets)
+    tried = set()
+    for width, token_beam, vocabulary, alpha, beta, unk_offset in grid:
+        unk_offset = unk_offset if vocabulary == "open" else 0.0
+        if (width, token_beam, vocabulary, alpha, beta, unk_offset) in tried:
+            continue
+        tried.add((width, token_beam, vocabulary, alpha, beta, unk_offset))
         options = DecodingOptions("beam_lm", beam_width=width, token_beam=token_beam, lm_path=str(lm_path),
-                                  alpha=alpha, beta=beta)
+                                  alpha=alpha, beta=beta, unk_offset=unk_offset, vocabulary=vocabulary)
         decoder = make_decoder(alphabet, options)
         results.append(Setting("beam_lm", width, alpha, beta, *evaluate(transcriber, decoder, references),
-                               token_beam=token_beam))
+                               token_beam=token_beam, unk_offset=unk_offset, vocabulary=vocabulary))
     return results
 
 
@@ -126,9 +140,10 @@ def model_transcriber(cached: CachedLogits, paths: Sequence[str]) -> Transcriber
 
 
 def best_setting(results: Sequence[Setting]) -> Setting:
-    """Lowest WER among the beam_lm settings; ties go to the smaller beams (faster), then the earlier row."""
+    """Lowest WER among the beam_lm settings; ties go to the smaller beams (faster), then to the milder
+    unseen-word offset (closer to an open vocabulary), then the earlier row."""
     candidates = [r for r in results if r.decoder == "beam_lm"] or list(results)
-    return min(candidates, key=lambda r: (r.wer, r.beam_width or 0, r.token_beam or 0))
+    return min(candidates, key=lambda r: (r.wer, r.beam_width or 0, r.token_beam or 0, -(r.unk_offset or 0.0)))
 
 
 def load_transcriber(model_path: Path, manifest: Path) -> tuple[Transcriber, list[str], Alphabet, float]:
@@ -156,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beam-width", type=int, nargs="+", default=list(DEFAULT_BEAM_WIDTHS), help="beam widths")
     parser.add_argument("--token-beam", type=int, nargs="+", default=list(DEFAULT_TOKEN_BEAMS),
                         help="beam_lm: the most probable classes tried at each frame (slower when larger)")
+    parser.add_argument("--vocabulary", nargs="+", choices=VOCABULARIES, default=list(DEFAULT_VOCABULARIES),
+                        help="beam_lm: open (any spelling) and/or closed (only the LM's words)")
+    parser.add_argument("--unk-offset", type=float, nargs="+", default=list(DEFAULT_UNK_OFFSETS),
+                        help="beam_lm: nats added for each word outside the LM's vocabulary (<= 0)")
     parser.add_argument("--out", type=Path, help="also write every setting and the best as JSON")
     parser.add_argument("--write-decoding", type=Path, metavar="FOLDER",
                         help="store the best setting as FOLDER/decoding.yaml (the model folder holding the LM)")
@@ -164,19 +183,22 @@ def main(argv: list[str] | None = None) -> int:
         make_decoder(Alphabet(), DecodingOptions("beam_lm", lm_path=args.lm))  # a bad LM fails before the model runs
         transcriber, references, alphabet, audio_seconds = load_transcriber(args.model, args.manifest)
         results = tune(transcriber, references, alphabet, args.lm, args.alpha, args.beta, args.beam_width,
-                       args.token_beam)
+                       args.token_beam, args.unk_offset, args.vocabulary)
     except ValueError as error:  # DecoderError, ManifestError, ModelError, AudioError: bad inputs, not bugs
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{len(references)} utterances, {audio_seconds:.1f} s of audio (s/s audio: reading, VAD and decoding)")
-    print(f"{'decoder':8} {'width':>5} {'tokens':>6} {'alpha':>6} {'beta':>6} {'WER':>7} {'s/s audio':>9}")
+    print(f"{'decoder':8} {'width':>5} {'tokens':>6} {'vocab':>6} {'alpha':>6} {'beta':>6} {'unk':>6} {'WER':>7} "
+          f"{'s/s audio':>9}")
     for r in results:
         cells = [f"{v:>{w}}" if v is not None else " " * w
-                 for v, w in ((r.beam_width, 5), (r.token_beam, 6), (r.alpha, 6), (r.beta, 6))]
+                 for v, w in ((r.beam_width, 5), (r.token_beam, 6), (r.vocabulary, 6), (r.alpha, 6), (r.beta, 6),
+                              (r.unk_offset, 6))]
         print(f"{r.decoder:8} {' '.join(cells)} {r.wer:7.2%} {r.seconds / max(audio_seconds, 1e-9):9.4f}")
     best = best_setting(results)
     print(f"best: --decoder beam_lm --beam-width {best.beam_width} --token-beam {best.token_beam} "
-          f"--alpha {best.alpha} --beta {best.beta} (WER {best.wer:.2%})")
+          f"--vocabulary {best.vocabulary} --alpha {best.alpha} --beta {best.beta} --unk-offset {best.unk_offset} "
+          f"(WER {best.wer:.2%})")
     if args.out:
         from asr.utils import atomic_write
 
@@ -186,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         from asr.recognizer import ModelError, write_decoding_options
 
         options = DecodingOptions("beam_lm", beam_width=best.beam_width, token_beam=best.token_beam,
-                                  lm_path=str(args.lm), alpha=best.alpha, beta=best.beta)
+                                  lm_path=str(args.lm), alpha=best.alpha, beta=best.beta,
+                                  unk_offset=best.unk_offset, vocabulary=best.vocabulary)
         try:
             print(f"wrote {write_decoding_options(args.write_decoding, options)}")
         except ModelError as error:

@@ -165,6 +165,48 @@ def test_lm_decoder_keeps_words_it_has_never_seen(lm_path):
     assert decoder.decode(logits, 0.03).text == "the zebu sat"
 
 
+def test_unk_offset_makes_unseen_words_yield_to_known_ones(lm_path):
+    def decode(logits: np.ndarray, unk_offset: float) -> str:  # alpha 0: the offset alone weighs against "cap"
+        options = DecodingOptions("beam_lm", lm_path=lm_path, alpha=0.0, beta=1.0, unk_offset=unk_offset)
+        return make_decoder(ALPHABET, options).decode(logits, 0.03).text
+
+    # "cap" leads "cat" by about 1 nat (0.5 on each of two frames): a smaller penalty keeps it, a larger one not.
+    assert decode(cat_or_cap(), 0.0) == decode(cat_or_cap(), -0.5) == "the cap sat"
+    assert decode(cat_or_cap(), -3.0) == "the cat sat"
+    assert decode(peaked(spelled("the zebu sat")), -3.0) == "the zebu sat"  # a clearly spoken new word stays
+    with pytest.raises(DecoderError, match="unk_offset must be <= 0"):
+        DecodingOptions("beam_lm", lm_path=lm_path, unk_offset=1.0)
+
+
+def closed(lm_path: Path, alpha: float = 0.5, beta: float = 1.0, **options):
+    return make_decoder(ALPHABET, DecodingOptions("beam_lm", lm_path=lm_path, alpha=alpha, beta=beta,
+                                                  vocabulary="closed", **options))
+
+
+def test_closed_vocabulary_outputs_only_the_lms_words(lm_path):
+    lm_words = set(LM_TEXT.split())
+    # alpha 0: no LM weight, yet "cap" is not a word of the LM, so the search has to say "cat".
+    assert closed(lm_path, alpha=0.0).decode(cat_or_cap(), 0.03).text == "the cat sat"  # "sat": closed at the end
+    zebu = closed(lm_path).decode(peaked(spelled("the zebu sat")), 0.03)
+    assert set(zebu.text.split()) <= lm_words and "zebu" not in zebu.text
+    # Words and their timings are those of the forced alignment, as for the open search.
+    logits = peaked(spelled("the dog sat"))
+    closed_words = closed(lm_path).decode(logits, 0.03).words
+    open_words = make_decoder(ALPHABET, DecodingOptions("beam_lm", lm_path=lm_path)).decode(logits, 0.03).words
+    assert closed_words == open_words and [w.word for w in closed_words] == ["the", "dog", "sat"]
+
+
+def test_closed_vocabulary_edge_cases(lm_path):
+    decoder = closed(lm_path)
+    assert decoder.decode(np.zeros((0, ALPHABET.num_classes)), 0.03) == Transcript("", [])
+    assert decoder.decode(peaked("____"), 0.03).text == ""
+    first = decoder.decode(cat_or_cap(), 0.03)
+    decoder.decode(peaked(spelled("a dog")), 0.03)
+    assert decoder.decode(cat_or_cap(), 0.03) == first  # reusable across utterances
+    with pytest.raises(DecoderError, match="vocabulary: unknown kind 'small'"):
+        DecodingOptions("beam_lm", lm_path=lm_path, vocabulary="small")
+
+
 def test_lm_decoder_is_reusable_across_utterances(lm_path):
     decoder = make_decoder(ALPHABET, DecodingOptions("beam_lm", lm_path=lm_path, alpha=0.5, beta=1.0))
     first = decoder.decode(cat_or_cap(), 0.03)
@@ -275,6 +317,19 @@ def test_tune_decoder_picks_a_setting_with_the_lm(lm_path, tune_decoder):
     assert wer[("beam_lm", 4, 0.5)] == 0.0
     best = tune_decoder.best_setting(results)
     assert (best.decoder, best.alpha, best.beta, best.beam_width, best.token_beam) == ("beam_lm", 0.5, 1.0, 8, 4)
+
+
+def test_tune_decoder_searches_the_unseen_word_offset(lm_path, tune_decoder):
+    transcriber = tune_decoder.logits_transcriber([cat_or_cap()], 0.03)
+    results = tune_decoder.tune(transcriber, ["the cat sat"], ALPHABET, lm_path, alphas=[0.0], betas=[1.0],
+                                beam_widths=[8], unk_offsets=[0.0, -3.0, -6.0])
+    wer = {r.unk_offset: r.wer for r in results if r.decoder == "beam_lm"}
+    assert wer == {0.0: pytest.approx(1 / 3), -3.0: 0.0, -6.0: 0.0}
+    assert tune_decoder.best_setting(results).unk_offset == -3.0  # a tie goes to the milder penalty
+    results = tune_decoder.tune(transcriber, ["the cat sat"], ALPHABET, lm_path, alphas=[0.0], betas=[1.0],
+                                beam_widths=[8], unk_offsets=[0.0, -3.0], vocabularies=["open", "closed"])
+    wer = {(r.vocabulary, r.unk_offset): r.wer for r in results if r.decoder == "beam_lm"}
+    assert wer == {("open", 0.0): pytest.approx(1 / 3), ("open", -3.0): 0.0, ("closed", 0.0): 0.0}  # closed: once
 
 
 def test_tune_decoder_transcribes_as_asr_transcribe_does_and_runs_the_model_once(trained_run, tune_decoder):

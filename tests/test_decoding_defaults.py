@@ -46,6 +46,12 @@ def test_decoding_options_round_trip_with_the_lm_named_relative_to_the_folder(lm
     assert options == DecodingOptions("beam_lm", beam_width=16, lm_path=str(moved / "lm.arpa"), alpha=0.5, beta=1.0)
 
 
+def test_vocabulary_and_unseen_word_offset_round_trip(lm_folder):
+    options = DecodingOptions("beam_lm", lm_path=str(lm_folder / "lm.arpa"), vocabulary="closed", unk_offset=-2.5)
+    write_decoding_options(lm_folder, options)
+    assert read_decoding_options(lm_folder) == options
+
+
 def test_a_folder_without_decoding_options_decodes_greedily(tmp_path):
     assert read_decoding_options(tmp_path) == DecodingOptions()
     assert DecodingOptions().decoder == "greedy"
@@ -97,6 +103,8 @@ def fixed_logits_model(folder: Path) -> Recognizer:
     (["--decoder", "greedy"], "the cap sat"),  # opted out
     (["--decoder", "beam"], "the cap sat"),  # a beam without the LM changes nothing here
     (["--alpha", "0"], "the cap sat"),  # the folder's decoder with the LM weighed out
+    (["--alpha", "0", "--unk-offset", "-3"], "the cat sat"),  # no LM weight, but "cap" is an unseen word
+    (["--alpha", "0", "--vocabulary", "closed"], "the cat sat"),  # no LM weight, but only the LM's words
     (["--token-beam", "1"], "the cap sat"),  # only each frame's likeliest class: the LM has nothing to choose
 ])
 def test_transcribe_uses_the_model_folders_lm_unless_told_otherwise(tmp_path, lm_folder, monkeypatch, capsys,
