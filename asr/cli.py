@@ -290,8 +290,7 @@ def decoding_options(args: argparse.Namespace, model_defaults):
     from dataclasses import replace
 
     given = {"decoder": args.decoder, "beam_width": args.beam_width, "token_beam": args.token_beam,
-             "alpha": args.alpha, "beta": args.beta, "unk_offset": args.unk_offset,
-             "vocabulary": args.vocabulary,
+             "alpha": args.alpha, "beta": args.beta, "vocabulary": args.vocabulary, "unk_offset": args.unk_offset,
              "lm_path": str(args.lm) if args.lm else None}
     if args.lm and not args.decoder:
         given["decoder"] = "beam_lm"
