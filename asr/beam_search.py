@@ -39,6 +39,7 @@ from asr.decoding import (
     _transcript,
     forced_align,
     log_softmax,
+    separator_class,
 )
 from asr.text import BLANK_INDEX, Alphabet
 from asr.utils import silenced_stderr
@@ -70,8 +71,7 @@ class BeamDecoder:
             beam_threshold=BEAM_THRESHOLD, lm_weight=1.0,  # _word_lm applies alpha and beta itself
             sil_score=0.0, log_add=True, criterion_type=decoder.CriterionType.CTC)
         self.lm = lm if lm is not None else decoder.ZeroLM()
-        separator = alphabet.characters.find(WORD_SEPARATOR) + 1
-        self._search = decoder.LexiconFreeDecoder(options, self.lm, separator, BLANK_INDEX, [])
+        self._search = decoder.LexiconFreeDecoder(options, self.lm, separator_class(alphabet), BLANK_INDEX, [])
 
     def decode(self, logits: np.ndarray, frame_seconds: float) -> Transcript:
         log_probs = log_softmax(_check_logits(logits, self.alphabet))
@@ -100,7 +100,7 @@ class LexiconBeamDecoder(BeamDecoder):
     def __init__(self, alphabet: Alphabet, options: DecodingOptions):
         decoder = _flashlight()
         self.alphabet, self.calibration = alphabet, options.calibration
-        self.separator = alphabet.characters.find(WORD_SEPARATOR) + 1
+        self.separator = separator_class(alphabet)
         if self.separator == 0:
             raise DecoderError("vocabulary: closed needs an alphabet with a space to end words")
         self.kenlm, self.words, trie = _lexicon(*_lm_key(options.lm_path), alphabet.characters)
@@ -154,7 +154,7 @@ def _lexicon(path: str, stamp: tuple[int, int], characters: str):
     decoder = _flashlight()
     alphabet = Alphabet(characters)
     kenlm, vocabulary = _load_kenlm(path, stamp)
-    trie = decoder.Trie(alphabet.num_classes, alphabet.characters.find(WORD_SEPARATOR) + 1)
+    trie = decoder.Trie(alphabet.num_classes, separator_class(alphabet))
     start = kenlm.start(False)
     for index, word in enumerate(vocabulary):
         if word in NOT_A_WORD or alphabet.unknown_characters(word) or WORD_SEPARATOR in word:
@@ -171,7 +171,7 @@ def _word_lm(alphabet: Alphabet, lm_path: str | Path | None, alpha: float, beta:
 
     kenlm, vocabulary = _load_kenlm(*_lm_key(lm_path))
     word_index = {word: i for i, word in enumerate(vocabulary)}
-    separator = alphabet.characters.find(WORD_SEPARATOR) + 1
+    separator = separator_class(alphabet)
     weight = alpha * LN10
 
     class WordLM(LM):

@@ -193,10 +193,15 @@ def forced_align(log_probs: np.ndarray, labels: Sequence[int]) -> np.ndarray | N
     return path
 
 
+def separator_class(alphabet: Alphabet) -> int:
+    """The class of the word separator; 0 (the blank, never a character) when the alphabet has none."""
+    return alphabet.characters.find(WORD_SEPARATOR) + 1
+
+
 def words_from_path(path: np.ndarray, probs: np.ndarray, alphabet: Alphabet, frame_seconds: float,
                     calibration: tuple[float, float] = (1.0, 0.0)) -> list[Word]:
     """Words of a frame path [T] (class per frame) with times from its frames; `probs` [T, C] softmax."""
-    separator = alphabet.characters.find(WORD_SEPARATOR) + 1  # 0 (the blank, never a character) if none
+    separator = separator_class(alphabet)
     words: list[Word] = []
     chars: list[str] = []
     runs: list[list[int]] = []  # the frames of each character of the word being read

@@ -84,13 +84,10 @@ def tune(transcriber: Transcriber, references: Sequence[str], alphabet: Alphabet
     for width in beam_widths:
         decoder = make_decoder(alphabet, DecodingOptions("beam", beam_width=width))
         results.append(Setting("beam", width, None, None, *evaluate(transcriber, decoder, references)))
-    grid = itertools.product(beam_widths, token_beams, vocabularies, alphas, betas, unk_offsets)
-    tried = set()
-    for width, token_beam, vocabulary, alpha, beta, unk_offset in grid:
-        unk_offset = unk_offset if vocabulary == "open" else 0.0
-        if (width, token_beam, vocabulary, alpha, beta, unk_offset) in tried:
-            continue
-        tried.add((width, token_beam, vocabulary, alpha, beta, unk_offset))
+    grid = dict.fromkeys((width, token_beam, vocabulary, alpha, beta, unk_offset if vocabulary == "open" else 0.0)
+                         for width, token_beam, vocabulary, alpha, beta, unk_offset
+                         in itertools.product(beam_widths, token_beams, vocabularies, alphas, betas, unk_offsets))
+    for width, token_beam, vocabulary, alpha, beta, unk_offset in grid:  # in order, each setting once
         options = DecodingOptions("beam_lm", beam_width=width, token_beam=token_beam, lm_path=str(lm_path),
                                   alpha=alpha, beta=beta, unk_offset=unk_offset, vocabulary=vocabulary)
         decoder = make_decoder(alphabet, options)
