@@ -18,6 +18,7 @@ from asr.config import Config, ModelConfig
 from asr.features import LogMelSpectrogram, UtteranceNormalization, subsampled_length
 
 IRNN_INPUT_STDDEV = 0.001  # Le et al. 2015: small Gaussian input weights, identity recurrence, zero bias
+NETWORK_NAME = "bilstm_ctc"  # the features-in network, nested by name inside a saved waveform-in model
 
 
 @keras.saving.register_keras_serializable(package="asr")
@@ -128,7 +129,12 @@ def build_network(config: Config) -> keras.Model:
         x = keras.layers.Dropout(model.dropout, name="dropout_out")(x)
     logits = keras.layers.Dense(classes, dtype="float32", name="logits")(x)  # float32 even under mixed precision
     return keras.Model({"features": features, "feature_lengths": feature_lengths},
-                       {"logits": logits, "output_lengths": lengths}, name="bilstm_ctc")
+                       {"logits": logits, "output_lengths": lengths}, name=NETWORK_NAME)
+
+
+def acoustic_network(model: keras.Model) -> keras.Model:
+    """The features-in network of a saved model: nested in a waveform-in model, or the model itself."""
+    return model.get_layer(NETWORK_NAME) if NETWORK_NAME in {layer.name for layer in model.layers} else model
 
 
 def build_inference_model(network: keras.Model, config: Config) -> keras.Model:

@@ -30,7 +30,7 @@ from asr.data import read_manifest
 from asr.dataset import make_dataset, steps_per_epoch
 from asr.export import save_keras_model
 from asr.features import subsampled_length
-from asr.model import build_network, cudnn_violations
+from asr.model import acoustic_network, build_network, cudnn_violations
 from asr.optim import make_optimizer
 from asr.recognizer import ModelError, load_keras_model
 from asr.text import ctc_min_frames
@@ -203,7 +203,7 @@ def copy_weights_from(source: str | Path, network: keras.Model, config: Config) 
     if theirs.features != config.features:
         raise ConfigError(f"train.init_from: {source} was trained on other features ({theirs.features}); "
                           f"this run has {config.features}")
-    trained = model.get_layer(network.name) if network.name in {layer.name for layer in model.layers} else model
+    trained = acoustic_network(model)
     for layer in network.layers:
         if not layer.weights:
             continue

@@ -12,16 +12,14 @@ recipe's post-training steps read it like any run. Inputs whose weight shapes di
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from asr.recognizer import ModelError, load_keras_model
+from asr.config import save_config
+from asr.recognizer import load_keras_model
 from asr.utils import atomic_path
-
-RUN_FILES = ("config.yaml", "alphabet.json")  # what a run folder carries beside model.keras
 
 
 def average_weights(weight_sets: list[list[np.ndarray]], names: list[str]) -> list[np.ndarray]:
@@ -41,17 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.runs) < 2:
         parser.error("average at least two runs")
     try:
-        models = [load_keras_model(run)[0] for run in args.runs]
+        loaded = [load_keras_model(run) for run in args.runs]
+        models = [model for model, _, _ in loaded]
         mean = average_weights([model.get_weights() for model in models], [str(run) for run in args.runs])
-    except (ModelError, ValueError) as error:
+    except ValueError as error:  # ModelError included
         print(f"error: {error}", file=sys.stderr)
         return 2
     first = models[0]
     first.set_weights(mean)
+    config = loaded[0][1]
     args.out.mkdir(parents=True, exist_ok=True)
-    source = args.runs[0] if args.runs[0].is_dir() else args.runs[0].parent
-    for name in RUN_FILES:
-        shutil.copyfile(source / name, args.out / name)
+    save_config(config, args.out / "config.yaml")
+    config.alphabet().save(args.out / "alphabet.json")
     with atomic_path(args.out / "model.keras", ".keras") as temporary:
         first.save(temporary)
     print(f"averaged {len(models)} models into {args.out / 'model.keras'}")

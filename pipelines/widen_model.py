@@ -26,8 +26,8 @@ import numpy as np
 from asr.backend import keras
 from asr.config import Config, save_config
 from asr.export import save_keras_model
-from asr.model import build_network
-from asr.recognizer import ModelError, load_keras_model
+from asr.model import acoustic_network, build_network
+from asr.recognizer import load_keras_model
 
 GATES = {"lstm": 4, "gru": 3}  # gate blocks laid side by side in a Keras kernel's columns
 SEED = 0
@@ -104,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         model, config, _ = load_keras_model(args.run)
-        trained = model.get_layer("bilstm_ctc") if "bilstm_ctc" in {x.name for x in model.layers} else model
+        trained = acoustic_network(model)
         network, wider = widen_network(trained, config, args.units)
-    except (ModelError, ValueError) as error:
+    except ValueError as error:  # ModelError included
         print(f"error: {error}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,7 @@
 """Shared fixtures: a tiny model trained once per test session on four FSDD digits (about 15 s on 2 cores)."""
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,7 +10,8 @@ from asr.audio import load_audio
 from asr.config import load_config
 from asr.data import Utterance, write_manifest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
 DIGITS = ["zero", "one", "two", "three"]
 
 
@@ -19,6 +22,21 @@ def fsdd_rows(speaker: str, takes=range(1)) -> list[Utterance]:
             path = SHARED / "fsdd" / "recordings" / f"{digit}_{speaker}_{take}.wav"
             rows.append(Utterance(str(path), len(load_audio(path, 8000)) / 8000, word, speaker=speaker))
     return rows
+
+
+@pytest.fixture
+def pipeline_script(monkeypatch):
+    """Import pipelines/NAME.py as the module NAME, registered in sys.modules for the test (dataclasses look
+    their module up there)."""
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, REPO / "pipelines" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +26,6 @@ from asr.text import Alphabet
 ALPHABET = Alphabet()
 SHARP = 10.0
 LM_TEXT = "the cat sat on the mat\nthe cat sat down\na cat sat there\nthe dog sat on a log\n"
-REPO = Path(__file__).resolve().parents[1]
 
 
 def peaked(frames: str, sharp: float = SHARP, alphabet: Alphabet = ALPHABET) -> np.ndarray:
@@ -299,12 +296,8 @@ def test_decoder_errors_name_what_is_wrong(tmp_path, lm_path):
 
 
 @pytest.fixture
-def tune_decoder(monkeypatch):
-    spec = importlib.util.spec_from_file_location("tune_decoder", REPO / "pipelines" / "tune_decoder.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "tune_decoder", module)  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def tune_decoder(pipeline_script):
+    return pipeline_script("tune_decoder")
 
 
 def test_tune_decoder_picks_a_setting_with_the_lm(lm_path, tune_decoder):

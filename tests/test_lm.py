@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
 from asr.lm import BOS, EOS, UNK, LMError, build_lm, estimate, read_arpa, read_sentences, write_arpa
 
-REPO = Path(__file__).resolve().parents[1]
 SENTENCES = ["the cat sat on the mat", "the dog sat on the log", "a cat ate the rat", "the cat sat",
              "san francisco", "san francisco", "san francisco", "a dog in san francisco"]
 
@@ -118,16 +114,8 @@ def test_orders_longer_than_any_sentence_are_dropped():
     assert model.order == 3 and all(model.counts())
 
 
-def load_script(name: str, monkeypatch):
-    spec = importlib.util.spec_from_file_location(name, REPO / "pipelines" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_build_lm_script_writes_atomically(tmp_path, monkeypatch, capsys):
-    script = load_script("build_lm", monkeypatch)
+def test_build_lm_script_writes_atomically(tmp_path, monkeypatch, capsys, pipeline_script):
+    script = pipeline_script("build_lm")
     source = tmp_path / "corpus.txt"
     source.write_text("\n".join(SENTENCES) + "\n")
     out = tmp_path / "models" / "lm.arpa"

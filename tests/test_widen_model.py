@@ -14,8 +14,11 @@ from asr.model import build_network
 from asr.recognizer import load_keras_model
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "pipelines"))
-from widen_model import widen_network  # noqa: E402
+
+
+@pytest.fixture
+def widen_network(pipeline_script):
+    return pipeline_script("widen_model").widen_network
 
 
 def small_config(cell: str = "lstm", **model):
@@ -29,7 +32,7 @@ def logits(network, features: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_the_widened_network_gives_the_same_logits_with_more_units(cell):
+def test_the_widened_network_gives_the_same_logits_with_more_units(cell, widen_network):
     config = small_config(cell)
     trained = build_network(config)  # random weights: every one of them matters to the logits
     rng = np.random.default_rng(0)
@@ -46,7 +49,7 @@ def test_the_widened_network_gives_the_same_logits_with_more_units(cell):
     assert np.abs(recurrent[:, 8:13]).sum() > 0
 
 
-def test_widening_is_refused_for_a_narrower_width_or_layer_norm():
+def test_widening_is_refused_for_a_narrower_width_or_layer_norm(widen_network):
     config = small_config()
     with pytest.raises(ValueError, match="--units 8: must exceed the model's 8"):
         widen_network(build_network(config), config, units=8)
