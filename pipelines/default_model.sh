@@ -77,18 +77,16 @@ fi
 # Dev WER was still falling 1-3 points an epoch when the config's cosine reached zero: a second cosine
 # (a warm restart from ~half the peak rate) to EPOCHS in total. Re-running it on a longer run is a no-op.
 "$BIN/asr" train --out "$RUN" --resume --epochs "$EPOCHS" --quiet
-finetune() {  # FROM TO EPOCHS PEAK_RATE [TRAIN_MANIFEST [UNITS]]: a new run from FROM's weights (a fresh optimiser)
-  local width=()
-  [ -n "${6:-}" ] && width=(model.units="$6")  # FROM was widened (pipelines/widen_model.py)
+finetune() {  # FROM TO EPOCHS PEAK_RATE [TRAIN_MANIFEST [KEY=VALUE...]]: a new run from FROM's weights
   if [ -f "$2/checkpoints/state.json" ]; then
     "$BIN/asr" train --out "$2" --resume --quiet
   else
     "$BIN/asr" train --config "$CONFIG" --out "$2" --quiet train.init_from="$1" train.epochs="$3" \
         optim.learning_rate="$4" optim.warmup_steps=300 data.train_manifest="${5:-$DATA/default.train.jsonl}" \
-        "${width[@]}"
+        "${@:6}"
   fi
 }
-# The last stage gives connected speech more of each epoch: the Asterisk training prompts three times (the
+# The last two stages give connected speech more of each epoch: the Asterisk training prompts three times (the
 # network did not fit them: 64% greedy WER on its own training prompts at 88 epochs) and LJ Speech twice.
 if [ ! -f "$DATA/default.train_bal.jsonl" ]; then
   "$BIN/python" pipelines/combine_manifests.py "$DATA/default.train_bal.jsonl" "$DATA/default.train.jsonl" \
@@ -113,8 +111,9 @@ done
 # WER, so its layers are widened to 224 units per direction (the new units start with zero outgoing weights:
 # the same logits) and trained once more on the balanced manifest (10 epochs, peak 3e-4, ~112 min): greedy dev
 # 41.0% → 39.85%, the served path's 27.1% → 25.6%. Its weights are bundled.
-[ -f "${RUN}_wide224/model.keras" ] || "$BIN/python" pipelines/widen_model.py "$FINAL" --units 224 --out "${RUN}_wide224"
-finetune "${RUN}_wide224" "${RUN}_wide224_ft" 10 3e-4 "$DATA/default.train_bal.jsonl" 224
+[ -f "${RUN}_wide224/model.keras" ] ||
+  "$BIN/python" pipelines/widen_model.py "$FINAL" --units 224 --out "${RUN}_wide224"
+finetune "${RUN}_wide224" "${RUN}_wide224_ft" 10 3e-4 "$DATA/default.train_bal.jsonl" model.units=224
 FINAL="${RUN}_wide224_ft"
 
 mkdir -p "$BUNDLE"
