@@ -9,9 +9,12 @@ interpolated Kneser-Ney with one absolute discount per order (Chen & Goodman 199
 where h' drops the oldest word of h, a() are KN "adjusted" counts (raw counts at the highest order and for
 n-grams that start with <s>, the number of distinct left neighbours otherwise), N1+(h •) is the number of
 distinct words seen after h, and the unigram level interpolates with the uniform distribution over the
-vocabulary (which includes </s> and <unk>, not <s>). Written as ARPA, a listed n-gram stores its full
-interpolated probability and gamma(h) is exactly the backoff weight of h, so the backoff reading of the file
-gives the same distribution, which sums to one for every context.
+vocabulary (which includes </s> and <unk>, not <s>). Given a background vocabulary (word -> relative
+frequency, e.g. a general English word list), its words join the vocabulary and the unigram level interpolates
+with a distribution proportional to those frequencies instead: words the transcripts never contain share the
+mass gamma() that Kneser-Ney sets aside for unseen words, by how common they are. Written as ARPA, a listed
+n-gram stores its full interpolated probability and gamma(h) is exactly the backoff weight of h, so the
+backoff reading of the file gives the same distribution, which sums to one for every context.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import itertools
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,8 +133,23 @@ def discount(counts: Counter) -> float:
     return min(max(value, DISCOUNT_RANGE[0]), DISCOUNT_RANGE[1])
 
 
-def estimate(sentences: Iterable[str], order: int = DEFAULT_ORDER) -> NgramModel:
-    """Interpolated Kneser-Ney model of `order` from normalised sentences (words separated by spaces)."""
+def base_distribution(vocabulary: Sequence[str], background: Mapping[str, float] | None = None) -> dict[str, float]:
+    """What the unigram level interpolates with: uniform, or proportional to `background` frequencies, where a
+    word it does not list (</s>, <unk>, a transcript word it lacks) weighs as its rarest listed word."""
+    if not background:
+        return dict.fromkeys(vocabulary, 1.0 / len(vocabulary))
+    floor = min(background.values())
+    weights = {word: background.get(word, floor) for word in vocabulary}
+    total = sum(weights.values())
+    return {word: weight / total for word, weight in weights.items()}
+
+
+def estimate(sentences: Iterable[str], order: int = DEFAULT_ORDER,
+             background: Mapping[str, float] | None = None) -> NgramModel:
+    """Interpolated Kneser-Ney model of `order` from normalised sentences (words separated by spaces), its
+    vocabulary widened by `background` (word -> relative frequency, all positive) when given."""
+    if background and min(background.values()) <= 0:
+        raise LMError("background word frequencies must all be positive")
     if not 1 <= order <= MAX_ORDER:
         raise LMError(f"order must be between 1 and {MAX_ORDER}, got {order}")
     raw = count_ngrams(sentences, order)
@@ -141,9 +159,9 @@ def estimate(sentences: Iterable[str], order: int = DEFAULT_ORDER) -> NgramModel
         raw.pop()
     order = len(raw)
     counts = adjusted_counts(raw)
-    vocabulary = sorted({w for (w,) in counts[0]} | {EOS, UNK})
+    vocabulary = sorted({w for (w,) in counts[0]} | set(background or ()) | {EOS, UNK})
     model = NgramModel(order)
-    uniform = 1.0 / len(vocabulary)
+    base = base_distribution(vocabulary, background)
     lower: dict[Ngram, float] = {}
     for n, order_counts in enumerate(counts, 1):
         d = discount(order_counts)
@@ -153,10 +171,11 @@ def estimate(sentences: Iterable[str], order: int = DEFAULT_ORDER) -> NgramModel
             totals[ngram[:-1]] += count
             followers[ngram[:-1]] += 1
         gamma = {h: d * followers[h] / totals[h] for h in totals}
-        probs = {ngram: (count - d) / totals[ngram[:-1]] + gamma[ngram[:-1]] * (lower[ngram[1:]] if n > 1 else uniform)
+        probs = {ngram: (count - d) / totals[ngram[:-1]]
+                 + gamma[ngram[:-1]] * (lower[ngram[1:]] if n > 1 else base[ngram[0]])
                  for ngram, count in order_counts.items()}
-        if n == 1:
-            probs[(UNK,)] = gamma[()] * uniform
+        if n == 1:  # vocabulary words the transcripts never contain: backoff mass only
+            probs.update({(word,): gamma[()] * base[word] for word in vocabulary if (word,) not in probs})
         model.logprob.update({ngram: math.log10(p) for ngram, p in probs.items()})
         model.backoff.update({h: math.log10(g) for h, g in gamma.items() if h})
         lower = _with_backoff(probs, gamma, lower)
@@ -259,9 +278,10 @@ def arpa_vocabulary(path: str | Path) -> list[str]:
     return words
 
 
-def build_lm(source: str | Path | Sequence[str | Path], out: str | Path, order: int = DEFAULT_ORDER) -> NgramModel:
+def build_lm(source: str | Path | Sequence[str | Path], out: str | Path, order: int = DEFAULT_ORDER,
+             background: Mapping[str, float] | None = None) -> NgramModel:
     """Text file(s) or manifest(s) -> ARPA file at `out`, their sentences pooled; returns the model."""
     sources = [source] if isinstance(source, str | Path) else list(source)
-    model = estimate(itertools.chain.from_iterable(read_sentences(path) for path in sources), order)
+    model = estimate(itertools.chain.from_iterable(read_sentences(path) for path in sources), order, background)
     write_arpa(model, out)
     return model

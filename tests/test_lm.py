@@ -146,3 +146,40 @@ def test_build_lm_pools_the_sentences_of_several_sources(tmp_path):
     build_lm(tmp_path / "all.txt", tmp_path / "one.arpa", order=3)
     build_lm([tmp_path / "first.txt", manifest], tmp_path / "pooled.arpa", order=3)
     assert (tmp_path / "pooled.arpa").read_text() == (tmp_path / "one.arpa").read_text()
+
+
+BACKGROUND = {"the": 5e-2, "cat": 1e-4, "zebra": 4e-6, "giraffe": 2e-6}
+
+
+def test_background_words_join_the_vocabulary_weighted_by_frequency(tmp_path):
+    write_arpa(estimate(SENTENCES, 3, background=BACKGROUND), tmp_path / "lm.arpa")
+    model = read_arpa(tmp_path / "lm.arpa")
+    plain = estimate(SENTENCES, 3)
+    assert set(model.vocabulary()) == set(plain.vocabulary()) | {"zebra", "giraffe"}
+    for length in range(3):  # still a distribution in every context, read back from the file
+        for context in contexts(model, length):
+            total = sum(10 ** model.log10_prob(w, context) for w in predictable(model))
+            assert total == pytest.approx(1.0, abs=1e-5), context
+    # words only the background knows share the unseen-word mass by frequency: twice as common, twice as likely
+    for context in ([], ["the"], ["the", "cat"]):
+        ratio = 10 ** (model.log10_prob("zebra", context) - model.log10_prob("giraffe", context))
+        assert ratio == pytest.approx(2.0, rel=1e-4), context
+    assert model.log10_prob("zebra") < model.log10_prob("mat")  # a transcript word still beats a background one
+    assert model.log10_prob("zebra") > model.log10_prob(UNK)  # and a listed word beats <unk> (floor: rarest)
+
+
+def test_background_frequencies_must_be_positive():
+    with pytest.raises(LMError, match="positive"):
+        estimate(SENTENCES, 3, background={"zebra": 0.0})
+
+
+def test_build_lm_script_adds_common_english_words(tmp_path):
+    pytest.importorskip("wordfreq", reason="the `lm` extra (pip install -e '.[lm]') is not installed")
+    from pipelines.build_lm import main
+
+    (tmp_path / "text.txt").write_text("\n".join(SENTENCES) + "\n")
+    assert main([str(tmp_path / "text.txt"), "--background-words", "300", "--out", str(tmp_path / "lm.arpa")]) == 0
+    words = set(read_arpa(tmp_path / "lm.arpa").vocabulary())
+    assert {"because", "people", "don't"} <= words and "francisco" in words
+    assert len(words - set(estimate(SENTENCES, 3).vocabulary())) > 250  # most of the 300 were new
+    assert all(w.isascii() and " " not in w for w in words)
