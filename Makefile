@@ -15,12 +15,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,ray,lm]'
 	touch $(STAMP)
 
-# Debian packages the tests use: chromium renders the HTML WER report, espeak-ng synthesises speech,
-# docker-compose validates docker-compose.yml (no Docker engine is needed for that).
+# Debian packages the tests use: chromium renders the HTML WER report, espeak-ng, flite and festival (with
+# its ked_diphone voice) synthesise speech, docker-compose validates docker-compose.yml (no Docker engine).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	command -v flite >/dev/null || missing="$$missing flite"; \
+	[ -d /usr/share/festival/voices/english/ked_diphone ] || missing="$$missing festival festvox-kdlpc16k"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \

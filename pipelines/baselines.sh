@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 DATA=work/default
 "$BIN/pip" install --quiet pocketsphinx
-for corpus in fsdd speech_commands an4 asterisk synth; do
+for corpus in fsdd speech_commands an4 asterisk synth flite; do
   "$BIN/python" pipelines/pocketsphinx_baseline.py --manifest "$DATA/$corpus.test.jsonl" \
       --report "reports/pocketsphinx/$corpus"
 done

@@ -14,7 +14,8 @@
 #      each epoch); then widen it to 3 × BiLSTM-224 (RUN_wide224) and train that 10 epochs the same way;
 #   5. word 3-gram LM from the training transcripts and synthetic sentences plus 20,000 common English words,
 #      vocabulary and α/β tuned on dev;
-#   6. calibrate word confidences;  7. copy the model folder into asr/assets/;  8. evaluate each test split,
+#   6. calibrate word confidences;  7. copy the model folder into asr/assets/;  8. evaluate each test split
+#      (and the test sentences spoken by flite's held-out voices),
 #   greedy and with the LM (pocketsphinx beside it: pipelines/baselines.sh), into reports/default/results.md.
 #   bash pipelines/default_model.sh [RUN_DIR]     (default runs/default)
 set -euo pipefail
@@ -148,12 +149,17 @@ printf 'context_seconds: 0.5\npad_seconds: 0.5\n' > "$BUNDLE/vad.yaml"
 # telephone input through the same model.
 "$BIN/python" pipelines/telephone_copy.py "$DATA/an4.test.jsonl" --out "$DATA/an4_phone"
 prepare manifest "$DATA/an4_phone/manifest.jsonl" an4_phone.test
-for corpus in fsdd speech_commands an4 an4_phone asterisk synth; do
+# An engine and voices no training row used: the synthetic and Asterisk test sentences that no training row
+# and no LM text holds, spoken by the four flite voices issue #11 keeps for testing.
+"$BIN/python" pipelines/render_tts.py "$DATA/synth.test.jsonl" "$DATA/asterisk.test.jsonl" --engine flite \
+    --exclude-text "$DATA/default.train.jsonl" "$DATA/synth.lm.jsonl" --out work/flite
+prepare manifest work/flite/manifest.jsonl flite.test
+for corpus in fsdd speech_commands an4 an4_phone asterisk synth flite; do
   "$BIN/asr" evaluate --manifest "$DATA/$corpus.test.jsonl" --model "$BUNDLE" --decoder greedy \
       --report "reports/default/$corpus/greedy" --quiet
   "$BIN/asr" evaluate --manifest "$DATA/$corpus.test.jsonl" --model "$BUNDLE" \
       --report "reports/default/$corpus/beam_lm" --quiet
 done
 "$BIN/python" pipelines/results_table.py reports/default --baseline reports/pocketsphinx \
-    --corpora fsdd speech_commands an4 an4_phone asterisk synth > reports/default/results.md  # for the card
+    --corpora fsdd speech_commands an4 an4_phone asterisk synth flite > reports/default/results.md  # for the card
 echo "bundled: $BUNDLE ($(du -sh "$BUNDLE" | cut -f1))"

@@ -1,0 +1,165 @@
+"""Render sentences with flite or festival voices: speech from engines other than the espeak-ng corpus's.
+
+    python pipelines/render_tts.py MANIFEST... --out work/flite [--engine flite] [--voices kal awb rms slt] \\
+        [--exclude-text MANIFEST...] [--count N] [--vary-prosody] [--seed 0]
+
+MANIFEST: prepared manifests whose `text` fields are the sentences; a sentence that any --exclude-text manifest
+holds is left out, and --count keeps the first N. Every voice speaks every sentence; --vary-prosody draws a
+speaking rate and pitch for each recording. Each is then given edge silence, noise, maybe the telephone band
+and a gain at 8 kHz exactly as pipelines/synthesize_corpus.py degrades its own, everything seeded by
+(seed, index), so a re-run writes the same files and keeps those already there. A sentence the engine fails
+on is reported and skipped. Writes OUT/audio/ENGINE_VOICE_NNNN.wav and OUT/manifest.jsonl (speaker =
+ENGINE-VOICE).
+
+Issue #11 keeps the flite voices kal, slt, awb and rms for testing (the default: a test set from an engine
+and voices no training row used); festival's ked_diphone (Debian festvox-kdlpc16k) may be trained on.
+Needs the engine: apt-get install flite, or apt-get install festival festvox-kdlpc16k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from synthesize_corpus import degrade, write_wav
+from tqdm import tqdm
+
+from asr.audio import AudioError, read_audio, resample
+from asr.data import ManifestError, Utterance, read_manifest, write_manifest
+from asr.text import normalize_text
+
+TEST_VOICES = ("kal", "awb", "rms", "slt")  # the flite voices issue #11 reserves for testing
+FESTIVAL_VOICES = ("ked_diphone",)
+SAMPLE_RATE = 8000
+RATE_STRETCH = (0.8, 1.25)  # --vary-prosody: duration multiplier (above 1 is slower)
+PITCH_MEAN_HZ = (80.0, 200.0)  # and the intonation model's target mean and spread
+PITCH_STD_HZ = (10.0, 35.0)
+PROSODY_STREAM = 1  # the prosody Generator's stream, apart from degrade()'s (0)
+
+
+@dataclass(frozen=True)
+class Prosody:
+    stretch: float = 1.0
+    pitch_mean: float | None = None  # None: the voice's own
+    pitch_std: float | None = None
+
+
+def sentences(manifests: list[Path], exclude: list[Path], count: int | None = None) -> list[str]:
+    """The distinct normalised texts of `manifests`, in order, without those any `exclude` manifest holds."""
+    held = {normalize_text(row.text) for path in exclude for row in read_manifest(path)}
+    texts = (normalize_text(row.text) for path in manifests for row in read_manifest(path))
+    return [text for text in dict.fromkeys(texts) if text and text not in held][:count]
+
+
+def installed_voices(engine: str) -> set[str]:
+    """Voices the engine has (both fall back to a default voice, silently, for any other name)."""
+    if engine == "flite":
+        listing = subprocess.run(["flite", "-lv"], check=True, capture_output=True, text=True, timeout=60).stdout
+        return set(listing.split(":", 1)[-1].split())
+    return {path.name for path in Path("/usr/share/festival/voices").glob("*/*") if path.is_dir()}
+
+
+def engine_command(engine: str, voice: str, text_file: Path, wav: Path, prosody: Prosody) -> list[str]:
+    if engine == "flite":
+        command = ["flite", "-voice", voice, "-f", str(text_file), "-o", str(wav),
+                   "--setf", f"duration_stretch={prosody.stretch}"]
+        if prosody.pitch_mean is not None:
+            command += ["--setf", f"int_f0_target_mean={prosody.pitch_mean}",
+                        "--setf", f"int_f0_target_stddev={prosody.pitch_std}"]
+        return command
+    command = ["text2wave", "-eval", f"(voice_{voice})",
+               "-eval", f"(Parameter.set 'Duration_Stretch {prosody.stretch})"]
+    if prosody.pitch_mean is not None:  # the diphone voices' linear-regression intonation model, retargeted
+        command += ["-eval", f"(set! int_lr_params '((target_f0_mean {prosody.pitch_mean}) (target_f0_std "
+                             f"{prosody.pitch_std}) (model_f0_mean 170) (model_f0_std 34)))"]
+    return [*command, str(text_file), "-o", str(wav)]
+
+
+def speak(engine: str, voice: str, text: str, prosody: Prosody) -> np.ndarray:
+    """The engine's rendering of `text`, at SAMPLE_RATE (float32)."""
+    with tempfile.TemporaryDirectory() as folder:
+        text_file, wav = Path(folder) / "text.txt", Path(folder) / "speech.wav"
+        text_file.write_text(text + "\n", encoding="utf-8")
+        subprocess.run(engine_command(engine, voice, text_file, wav, prosody), check=True, capture_output=True,
+                       timeout=120)
+        samples, rate = read_audio(wav)
+    return resample(samples, rate, SAMPLE_RATE)
+
+
+def draw_prosody(seed: int, index: int) -> Prosody:
+    rng = np.random.default_rng([seed, PROSODY_STREAM, index])
+    return Prosody(round(rng.uniform(*RATE_STRETCH), 3), round(rng.uniform(*PITCH_MEAN_HZ), 1),
+                   round(rng.uniform(*PITCH_STD_HZ), 1))
+
+
+def render(texts: list[str], out: Path, engine: str = "flite", voices: tuple[str, ...] = TEST_VOICES,
+           seed: int = 0, vary_prosody: bool = False) -> tuple[Path, list[str]]:
+    """Write (or keep) every voice's rendering of every text and the manifest; returns it and what failed."""
+    audio = out / "audio"
+    audio.mkdir(parents=True, exist_ok=True)
+    rows, failed = [], []
+    jobs = [(voice, number, text) for voice in voices for number, text in enumerate(texts)]
+    for index, (voice, number, text) in enumerate(tqdm(jobs, desc=engine, unit="utt", disable=None)):
+        path = audio / f"{engine}_{voice}_{number:04d}.wav"
+        try:
+            samples, _ = read_audio(path)
+        except AudioError:
+            prosody = draw_prosody(seed, index) if vary_prosody else Prosody()
+            try:
+                speech = speak(engine, voice, text, prosody)
+                samples = degrade(speech, SAMPLE_RATE, np.random.default_rng([seed, index]))
+            except (subprocess.SubprocessError, AudioError, ValueError) as error:
+                failed.append(f"{voice} {text!r}: {error}")
+                continue
+            write_wav(path, samples, SAMPLE_RATE)
+        rows.append(Utterance(str(path), round(samples.size / SAMPLE_RATE, 4), text, speaker=f"{engine}-{voice}"))
+    manifest = out / "manifest.jsonl"
+    write_manifest(manifest, rows)
+    return manifest, failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("manifests", type=Path, nargs="+", help="prepared manifests holding the sentences")
+    parser.add_argument("--out", type=Path, required=True, help="folder for audio/ and manifest.jsonl")
+    parser.add_argument("--engine", choices=("flite", "festival"), default="flite")
+    parser.add_argument("--voices", nargs="+", help=f"default: flite {' '.join(TEST_VOICES)}, festival "
+                                                     f"{' '.join(FESTIVAL_VOICES)}")
+    parser.add_argument("--exclude-text", type=Path, nargs="*", default=[], help="manifests of sentences to leave out")
+    parser.add_argument("--count", type=int, help="keep the first N sentences")
+    parser.add_argument("--vary-prosody", action="store_true", help="draw a speaking rate and pitch per recording")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same files")
+    args = parser.parse_args(argv)
+    voices = tuple(args.voices or (TEST_VOICES if args.engine == "flite" else FESTIVAL_VOICES))
+    program = "flite" if args.engine == "flite" else "text2wave"
+    if shutil.which(program) is None:
+        package = "flite" if args.engine == "flite" else "festival festvox-kdlpc16k"
+        print(f"error: {program} not found on PATH: install it with `apt-get install {package}`", file=sys.stderr)
+        return 2
+    missing = sorted(set(voices) - installed_voices(args.engine))
+    if missing:
+        print(f"error: {args.engine} has no voice {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        texts = sentences(args.manifests, args.exclude_text, args.count)
+    except ManifestError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not texts:
+        print("error: no sentences left to render", file=sys.stderr)
+        return 2
+    manifest, failed = render(texts, args.out, args.engine, voices, args.seed, args.vary_prosody)
+    for line in failed:
+        print(f"failed: {line}", file=sys.stderr)
+    print(f"{len(texts)} sentences x {len(voices)} voices ({len(failed)} failed): {manifest}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
