@@ -4,10 +4,11 @@
         [--exclude-text MANIFEST...] [--count N] [--vary-prosody] [--seed 0]
 
 MANIFEST: prepared manifests whose `text` fields are the sentences; a sentence that any --exclude-text manifest
-holds is left out, and --count keeps the first N. Every voice speaks every sentence; --vary-prosody draws a
-speaking rate and pitch for each recording. Each is then given edge silence, noise, maybe the telephone band
-and a gain at 8 kHz exactly as pipelines/synthesize_corpus.py degrades its own, everything seeded by
-(seed, index), so a re-run writes the same files and keeps those already there. A sentence the engine fails
+(or `transcripts.tsv` table) holds is left out, and --count keeps the first N. Every voice speaks every
+sentence; --vary-prosody draws a speaking rate and pitch for each recording. Each is then given edge
+silence, noise, maybe the telephone band and a gain at 8 kHz exactly as pipelines/synthesize_corpus.py
+degrades its own, everything seeded by (seed, index), so a re-run writes the same files and keeps those
+already there. A sentence the engine fails
 on is reported and skipped. Writes OUT/audio/ENGINE_VOICE_NNNN.wav and OUT/manifest.jsonl (speaker =
 ENGINE-VOICE).
 
@@ -27,10 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from combine_manifests import held_out
 from synthesize_corpus import degrade, write_wav
 from tqdm import tqdm
 
 from asr.audio import AudioError, read_audio, resample
+from asr.corpora import CorpusError
 from asr.data import ManifestError, Utterance, read_manifest, write_manifest
 from asr.text import normalize_text
 
@@ -52,7 +55,7 @@ class Prosody:
 
 def sentences(manifests: list[Path], exclude: list[Path], count: int | None = None) -> list[str]:
     """The distinct normalised texts of `manifests`, in order, without those any `exclude` manifest holds."""
-    held = {normalize_text(row.text) for path in exclude for row in read_manifest(path)}
+    _, held = held_out([], exclude)
     texts = (normalize_text(row.text) for path in manifests for row in read_manifest(path))
     return [text for text in dict.fromkeys(texts) if text and text not in held][:count]
 
@@ -148,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         texts = sentences(args.manifests, args.exclude_text, args.count)
-    except ManifestError as error:
+    except (ManifestError, CorpusError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if not texts:

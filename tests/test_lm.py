@@ -174,7 +174,6 @@ def test_background_frequencies_must_be_positive():
 
 
 def test_build_lm_script_adds_common_english_words(tmp_path):
-    pytest.importorskip("wordfreq", reason="the `lm` extra (pip install -e '.[lm]') is not installed")
     from pipelines.build_lm import main
 
     (tmp_path / "text.txt").write_text("\n".join(SENTENCES) + "\n")

@@ -77,3 +77,7 @@ def test_unknown_voice_missing_manifest_and_nothing_left_are_errors(tmp_path):
     assert done.returncode == 2 and "missing.jsonl" in done.stderr
     done = render(source, "--exclude-text", source, "--out", tmp_path / "x")
     assert done.returncode == 2 and "no sentences left" in done.stderr
+    table = tmp_path / "transcripts.tsv"  # the demo samples' table form is held out the same way
+    table.write_text(f"path\ttext\n0.wav\t{SENTENCES[0].upper()}.\n")
+    done = render(source, "--exclude-text", table, "--out", tmp_path / "x")
+    assert done.returncode == 2 and "no sentences left" in done.stderr
