@@ -15,17 +15,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,ray,lm]'
 	touch $(STAMP)
 
-# Debian packages the tests use: chromium renders the HTML WER report, espeak-ng, flite and festival (with
-# its ked_diphone voice) synthesise speech, docker-compose validates docker-compose.yml (no Docker engine).
+# Debian packages the tests use: chromium renders the HTML WER report, espeak-ng, flite, festival (with its
+# ked_diphone voice) and SVOX pico synthesise speech, docker-compose validates docker-compose.yml (no Docker
+# engine). pico (libttspico-utils) is in Debian's non-free component, which Debian images leave out: when it is
+# missing, non-free is added for this release in its own sources file.
+NON_FREE_SOURCES = /etc/apt/sources.list.d/asr-non-free.sources
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	command -v flite >/dev/null || missing="$$missing flite"; \
 	[ -d /usr/share/festival/voices/english/ked_diphone ] || missing="$$missing festival festvox-kdlpc16k"; \
+	command -v pico2wave >/dev/null || missing="$$missing libttspico-utils"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
+	  case "$$missing" in *libttspico-utils*) [ -f $(NON_FREE_SOURCES) ] || { . /etc/os-release; \
+	    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: non-free\nSigned-By: %s\n' \
+	      "$$VERSION_CODENAME" /usr/share/keyrings/debian-archive-keyring.gpg > $(NON_FREE_SOURCES); };; \
+	  esac; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 

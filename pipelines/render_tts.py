@@ -1,4 +1,4 @@
-"""Render sentences with flite or festival voices: speech from engines other than the espeak-ng corpus's.
+"""Render sentences with flite, festival or pico voices: speech from engines other than the espeak-ng corpus's.
 
     python pipelines/render_tts.py MANIFEST... --out work/flite [--engine flite] [--voices kal awb rms slt] \\
         [--exclude-text MANIFEST...] [--count N] [--vary-prosody] [--seed 0]
@@ -13,8 +13,9 @@ on is reported and skipped. Writes OUT/audio/ENGINE_VOICE_NNNN.wav and OUT/manif
 ENGINE-VOICE).
 
 Issue #11 keeps the flite voices kal, slt, awb and rms for testing (the default: a test set from an engine
-and voices no training row used); festival's ked_diphone (Debian festvox-kdlpc16k) may be trained on.
-Needs the engine: apt-get install flite, or apt-get install festival festvox-kdlpc16k.
+and voices no training row used); festival's ked_diphone (Debian festvox-kdlpc16k) and SVOX pico's two
+female English voices, en-US and en-GB (Debian non-free libttspico-utils; Apache-2.0), may be trained on.
+Needs the engine: apt-get install flite, festival festvox-kdlpc16k, or libttspico-utils.
 """
 
 from __future__ import annotations
@@ -39,10 +40,17 @@ from asr.text import normalize_text
 
 TEST_VOICES = ("kal", "awb", "rms", "slt")  # the flite voices issue #11 reserves for testing
 FESTIVAL_VOICES = ("ked_diphone",)
+PICO_VOICES = ("en-US", "en-GB")
+PICO_LANGUAGES = Path("/usr/share/pico/lang")
+ENGINE_PROGRAMS = {"flite": "flite", "festival": "text2wave", "pico": "pico2wave"}
+ENGINE_PACKAGES = {"flite": "flite", "festival": "festival festvox-kdlpc16k",
+                   "pico": "libttspico-utils (Debian non-free)"}
+DEFAULT_VOICES = {"flite": TEST_VOICES, "festival": FESTIVAL_VOICES, "pico": PICO_VOICES}
 SAMPLE_RATE = 8000
 RATE_STRETCH = (0.8, 1.25)  # --vary-prosody: duration multiplier (above 1 is slower)
 PITCH_MEAN_HZ = (80.0, 200.0)  # and the intonation model's target mean and spread
 PITCH_STD_HZ = (10.0, 35.0)
+PICO_PITCH_REFERENCE_HZ = 140.0  # pico takes pitch as a percentage: PITCH_MEAN_HZ's middle is 100%
 PROSODY_STREAM = 1  # the prosody Generator's stream, apart from degrade()'s (0)
 
 
@@ -61,7 +69,9 @@ def sentences(manifests: list[Path], exclude: list[Path], count: int | None = No
 
 
 def installed_voices(engine: str) -> set[str]:
-    """Voices the engine has (both fall back to a default voice, silently, for any other name)."""
+    """Voices the engine has (flite and festival fall back to a default voice, silently, for any other name)."""
+    if engine == "pico":  # one female "ta" voice per language
+        return {path.name.removesuffix("_ta.bin") for path in PICO_LANGUAGES.glob("en-*_ta.bin")}
     if engine == "flite":
         listing = subprocess.run(["flite", "-lv"], check=True, capture_output=True, text=True, timeout=60).stdout
         return set(listing.split(":", 1)[-1].split())
@@ -69,6 +79,11 @@ def installed_voices(engine: str) -> set[str]:
 
 
 def engine_command(engine: str, voice: str, text_file: Path, wav: Path, prosody: Prosody) -> list[str]:
+    if engine == "pico":  # no file input: the text (letters, spaces, apostrophes) goes inside its prosody markup
+        text = text_file.read_text(encoding="utf-8").strip()
+        pitch = 100 if prosody.pitch_mean is None else round(100 * prosody.pitch_mean / PICO_PITCH_REFERENCE_HZ)
+        markup = f'<speed level="{round(100 / prosody.stretch)}"><pitch level="{pitch}">{text}</pitch></speed>'
+        return ["pico2wave", "-l", voice, "-w", str(wav), markup]
     if engine == "flite":
         command = ["flite", "-voice", voice, "-f", str(text_file), "-o", str(wav),
                    "--setf", f"duration_stretch={prosody.stretch}"]
@@ -131,19 +146,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("manifests", type=Path, nargs="+", help="prepared manifests holding the sentences")
     parser.add_argument("--out", type=Path, required=True, help="folder for audio/ and manifest.jsonl")
-    parser.add_argument("--engine", choices=("flite", "festival"), default="flite")
-    parser.add_argument("--voices", nargs="+", help=f"default: flite {' '.join(TEST_VOICES)}, festival "
-                                                     f"{' '.join(FESTIVAL_VOICES)}")
+    parser.add_argument("--engine", choices=tuple(ENGINE_PROGRAMS), default="flite")
+    parser.add_argument("--voices", nargs="+", help="default: " + ", ".join(
+        f"{engine} {' '.join(voices)}" for engine, voices in DEFAULT_VOICES.items()))
     parser.add_argument("--exclude-text", type=Path, nargs="*", default=[], help="manifests of sentences to leave out")
     parser.add_argument("--count", type=int, help="keep the first N sentences")
     parser.add_argument("--vary-prosody", action="store_true", help="draw a speaking rate and pitch per recording")
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same files")
     args = parser.parse_args(argv)
-    voices = tuple(args.voices or (TEST_VOICES if args.engine == "flite" else FESTIVAL_VOICES))
-    program = "flite" if args.engine == "flite" else "text2wave"
+    voices = tuple(args.voices or DEFAULT_VOICES[args.engine])
+    program = ENGINE_PROGRAMS[args.engine]
     if shutil.which(program) is None:
-        package = "flite" if args.engine == "flite" else "festival festvox-kdlpc16k"
-        print(f"error: {program} not found on PATH: install it with `apt-get install {package}`", file=sys.stderr)
+        print(f"error: {program} not found on PATH: install it with `apt-get install "
+              f"{ENGINE_PACKAGES[args.engine]}`", file=sys.stderr)
         return 2
     missing = sorted(set(voices) - installed_voices(args.engine))
     if missing:

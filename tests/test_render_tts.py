@@ -1,4 +1,5 @@
-"""pipelines/render_tts.py: flite's held-out test voices and festival's training voice, rendered deterministically."""
+"""pipelines/render_tts.py: flite's held-out test voices and festival's and pico's training voices, rendered
+deterministically."""
 
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ def text_manifest(path: Path, texts: list[str]) -> Path:
 
 @pytest.fixture(autouse=True)
 def engines_installed():
-    """`make test` installs both engines (make system-deps); without them these tests must fail, not skip."""
+    """`make test` installs the engines (make system-deps); without them these tests must fail, not skip."""
     assert shutil.which("flite"), "flite is missing: run `make system-deps` (apt-get install flite)"
     assert shutil.which("text2wave"), "festival is missing: run `make system-deps`"
+    assert shutil.which("pico2wave"), "pico is missing: run `make system-deps` (Debian non-free libttspico-utils)"
 
 
 def test_flite_test_voices_speak_every_kept_sentence_at_8khz_reproducibly(tmp_path):
@@ -67,6 +69,20 @@ def test_festival_prosody_varies_per_recording(tmp_path):
     plain_audio = sf.read(row.audio_filepath)[0]
     varied_audio = sf.read(read_manifest(tmp_path / "varied" / "manifest.jsonl")[0].audio_filepath)[0]
     assert plain_audio.shape != varied_audio.shape  # the same seed's noise and silences: another speaking rate
+
+
+def test_pico_speaks_both_female_voices_and_its_prosody_markup_changes_the_rate(tmp_path):
+    source = text_manifest(tmp_path / "text.jsonl", SENTENCES[1:2])
+    plain = render(source, "--engine", "pico", "--seed", 5, "--out", tmp_path / "plain")
+    varied = render(source, "--engine", "pico", "--vary-prosody", "--seed", 5, "--out", tmp_path / "varied")
+    assert plain.returncode == 0 and varied.returncode == 0, plain.stderr + varied.stderr
+    rows = read_manifest(tmp_path / "plain" / "manifest.jsonl")
+    assert [(row.speaker, row.text) for row in rows] == [("pico-en-US", SENTENCES[1]), ("pico-en-GB", SENTENCES[1])]
+    us, gb = (sf.read(row.audio_filepath)[0] for row in rows)
+    assert sf.info(rows[0].audio_filepath).samplerate == 8000 and 1.0 < us.size / 8000 < 6.0
+    assert us.shape != gb.shape  # two voices, not one twice
+    varied_us = sf.read(read_manifest(tmp_path / "varied" / "manifest.jsonl")[0].audio_filepath)[0]
+    assert varied_us.shape != us.shape  # the same seed's noise and silences: another speaking rate
 
 
 def test_unknown_voice_missing_manifest_and_nothing_left_are_errors(tmp_path):
