@@ -30,7 +30,7 @@ system-deps:
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  case "$$missing" in *libttspico-utils*) [ -f $(NON_FREE_SOURCES) ] || { . /etc/os-release; \
+	  case "$$missing" in *libttspico-utils*) [ -f $(NON_FREE_SOURCES) ] || { . /etc/os-release; [ "$$ID" = debian ] && \
 	    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: non-free\nSigned-By: %s\n' \
 	      "$$VERSION_CODENAME" /usr/share/keyrings/debian-archive-keyring.gpg > $(NON_FREE_SOURCES); };; \
 	  esac; \
