@@ -35,11 +35,11 @@ from asr.decoding import (
     DecoderError,
     DecodingOptions,
     Transcript,
-    _check_logits,
-    _transcript,
+    checked_logits,
     forced_align,
     log_softmax,
     separator_class,
+    transcript_from_path,
 )
 from asr.text import BLANK_INDEX, Alphabet
 from asr.utils import silenced_stderr
@@ -74,7 +74,7 @@ class BeamDecoder:
         self._search = decoder.LexiconFreeDecoder(options, self.lm, separator_class(alphabet), BLANK_INDEX, [])
 
     def decode(self, logits: np.ndarray, frame_seconds: float) -> Transcript:
-        log_probs = log_softmax(_check_logits(logits, self.alphabet))
+        log_probs = log_softmax(checked_logits(logits, self.alphabet))
         frames = len(log_probs)
         if frames == 0:
             return Transcript("", [])
@@ -83,7 +83,7 @@ class BeamDecoder:
         path = forced_align(log_probs, self._labels(best, decoder_path))
         if path is None:  # cannot happen for a CTC search's output; the decoder's own path is a valid alignment
             path = decoder_path
-        return _transcript(path, log_probs, self.alphabet, frame_seconds, self.calibration)
+        return transcript_from_path(path, log_probs, self.alphabet, frame_seconds, self.calibration)
 
     def _best(self, log_probs: np.ndarray):
         emissions = np.ascontiguousarray(log_probs, dtype=np.float32)  # flashlight reads float32 [T, C]

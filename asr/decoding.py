@@ -236,13 +236,15 @@ def _close_word(words: list[Word], chars: list[str], runs: list[list[int]], prob
     runs.clear()
 
 
-def _transcript(path: np.ndarray, log_probs: np.ndarray, alphabet: Alphabet, frame_seconds: float,
-                calibration: tuple[float, float] = (1.0, 0.0)) -> Transcript:
+def transcript_from_path(path: np.ndarray, log_probs: np.ndarray, alphabet: Alphabet, frame_seconds: float,
+                         calibration: tuple[float, float] = (1.0, 0.0)) -> Transcript:
+    """The transcript a decoder's best frame path spells, with word times and confidences."""
     words = words_from_path(path, np.exp(log_probs), alphabet, frame_seconds, calibration)
     return Transcript(" ".join(w.word for w in words), words)
 
 
-def _check_logits(logits: np.ndarray, alphabet: Alphabet) -> np.ndarray:
+def checked_logits(logits: np.ndarray, alphabet: Alphabet) -> np.ndarray:
+    """`logits` as an array, if it is [frames, classes] for `alphabet` and holds no NaN (else DecoderError)."""
     logits = np.asarray(logits)
     if logits.ndim != 2 or logits.shape[1] != alphabet.num_classes:
         raise DecoderError(f"logits must be [frames, {alphabet.num_classes}] for this alphabet, got {logits.shape}")
@@ -259,8 +261,9 @@ class GreedyDecoder:
         self.alphabet, self.calibration = alphabet, calibration
 
     def decode(self, logits: np.ndarray, frame_seconds: float) -> Transcript:
-        log_probs = log_softmax(_check_logits(logits, self.alphabet))
-        return _transcript(log_probs.argmax(axis=-1), log_probs, self.alphabet, frame_seconds, self.calibration)
+        log_probs = log_softmax(checked_logits(logits, self.alphabet))
+        path = log_probs.argmax(axis=-1)
+        return transcript_from_path(path, log_probs, self.alphabet, frame_seconds, self.calibration)
 
 
 def make_decoder(alphabet: Alphabet, options: DecodingOptions | None = None) -> Decoder:
