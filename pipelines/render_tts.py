@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +43,7 @@ TEST_VOICES = ("kal", "awb", "rms", "slt")  # the flite voices issue #11 reserve
 FESTIVAL_VOICES = ("ked_diphone",)
 PICO_VOICES = ("en-US", "en-GB")
 PICO_LANGUAGES = Path("/usr/share/pico/lang")
-ENGINE_PROGRAMS = {"flite": "flite", "festival": "text2wave", "pico": "pico2wave"}
-ENGINE_PACKAGES = {"flite": "flite", "festival": "festival festvox-kdlpc16k",
-                   "pico": "libttspico-utils (Debian non-free)"}
-DEFAULT_VOICES = {"flite": TEST_VOICES, "festival": FESTIVAL_VOICES, "pico": PICO_VOICES}
+FESTIVAL_VOICE_FOLDERS = Path("/usr/share/festival/voices")
 SAMPLE_RATE = 8000
 RATE_STRETCH = (0.8, 1.25)  # --vary-prosody: duration multiplier (above 1 is slower)
 PITCH_MEAN_HZ = (80.0, 200.0)  # and the intonation model's target mean and spread
@@ -68,29 +66,29 @@ def sentences(manifests: list[Path], exclude: list[Path], count: int | None = No
     return [text for text in dict.fromkeys(texts) if text and text not in held][:count]
 
 
-def installed_voices(engine: str) -> set[str]:
-    """Voices the engine has (flite and festival fall back to a default voice, silently, for any other name)."""
-    if engine == "pico":  # one female "ta" voice per language
-        return {path.name.removesuffix("_ta.bin") for path in PICO_LANGUAGES.glob("en-*_ta.bin")}
-    if engine == "flite":
-        listing = subprocess.run(["flite", "-lv"], check=True, capture_output=True, text=True, timeout=60).stdout
-        return set(listing.split(":", 1)[-1].split())
-    return {path.name for path in Path("/usr/share/festival/voices").glob("*/*") if path.is_dir()}
+def flite_voices() -> set[str]:
+    listing = subprocess.run(["flite", "-lv"], check=True, capture_output=True, text=True, timeout=60).stdout
+    return set(listing.split(":", 1)[-1].split())
 
 
-def engine_command(engine: str, voice: str, text_file: Path, wav: Path, prosody: Prosody) -> list[str]:
-    if engine == "pico":  # no file input: the text (letters, spaces, apostrophes) goes inside its prosody markup
-        text = text_file.read_text(encoding="utf-8").strip()
-        pitch = 100 if prosody.pitch_mean is None else round(100 * prosody.pitch_mean / PICO_PITCH_REFERENCE_HZ)
-        markup = f'<speed level="{round(100 / prosody.stretch)}"><pitch level="{pitch}">{text}</pitch></speed>'
-        return ["pico2wave", "-l", voice, "-w", str(wav), markup]
-    if engine == "flite":
-        command = ["flite", "-voice", voice, "-f", str(text_file), "-o", str(wav),
-                   "--setf", f"duration_stretch={prosody.stretch}"]
-        if prosody.pitch_mean is not None:
-            command += ["--setf", f"int_f0_target_mean={prosody.pitch_mean}",
-                        "--setf", f"int_f0_target_stddev={prosody.pitch_std}"]
-        return command
+def festival_voices() -> set[str]:
+    return {path.name for path in FESTIVAL_VOICE_FOLDERS.glob("*/*") if path.is_dir()}
+
+
+def pico_voices() -> set[str]:
+    return {path.name.removesuffix("_ta.bin") for path in PICO_LANGUAGES.glob("en-*_ta.bin")}  # one per language
+
+
+def flite_command(voice: str, text: str, text_file: Path, wav: Path, prosody: Prosody) -> list[str]:
+    command = ["flite", "-voice", voice, "-f", str(text_file), "-o", str(wav),
+               "--setf", f"duration_stretch={prosody.stretch}"]
+    if prosody.pitch_mean is not None:
+        command += ["--setf", f"int_f0_target_mean={prosody.pitch_mean}",
+                    "--setf", f"int_f0_target_stddev={prosody.pitch_std}"]
+    return command
+
+
+def festival_command(voice: str, text: str, text_file: Path, wav: Path, prosody: Prosody) -> list[str]:
     command = ["text2wave", "-eval", f"(voice_{voice})",
                "-eval", f"(Parameter.set 'Duration_Stretch {prosody.stretch})"]
     if prosody.pitch_mean is not None:  # the diphone voices' linear-regression intonation model, retargeted
@@ -99,13 +97,36 @@ def engine_command(engine: str, voice: str, text_file: Path, wav: Path, prosody:
     return [*command, str(text_file), "-o", str(wav)]
 
 
+def pico_command(voice: str, text: str, text_file: Path, wav: Path, prosody: Prosody) -> list[str]:
+    """pico reads no file: the text (letters, spaces, apostrophes) goes inside its prosody markup."""
+    pitch = 100 if prosody.pitch_mean is None else round(100 * prosody.pitch_mean / PICO_PITCH_REFERENCE_HZ)
+    markup = f'<speed level="{round(100 / prosody.stretch)}"><pitch level="{pitch}">{text}</pitch></speed>'
+    return ["pico2wave", "-l", voice, "-w", str(wav), markup]
+
+
+@dataclass(frozen=True)
+class Engine:
+    program: str
+    packages: str  # what `apt-get install` needs
+    default_voices: tuple[str, ...]
+    voices: Callable[[], set[str]]  # installed (flite and festival fall back silently for any other name)
+    command: Callable[[str, str, Path, Path, Prosody], list[str]]  # (voice, text, text_file, wav, prosody)
+
+
+ENGINES = {
+    "flite": Engine("flite", "flite", TEST_VOICES, flite_voices, flite_command),
+    "festival": Engine("text2wave", "festival festvox-kdlpc16k", FESTIVAL_VOICES, festival_voices, festival_command),
+    "pico": Engine("pico2wave", "libttspico-utils (Debian non-free)", PICO_VOICES, pico_voices, pico_command),
+}
+
+
 def speak(engine: str, voice: str, text: str, prosody: Prosody) -> np.ndarray:
     """The engine's rendering of `text`, at SAMPLE_RATE (float32)."""
     with tempfile.TemporaryDirectory() as folder:
         text_file, wav = Path(folder) / "text.txt", Path(folder) / "speech.wav"
         text_file.write_text(text + "\n", encoding="utf-8")
-        subprocess.run(engine_command(engine, voice, text_file, wav, prosody), check=True, capture_output=True,
-                       timeout=120)
+        subprocess.run(ENGINES[engine].command(voice, text, text_file, wav, prosody), check=True,
+                       capture_output=True, timeout=120)
         samples, rate = read_audio(wav)
     return resample(samples, rate, SAMPLE_RATE)
 
@@ -146,21 +167,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("manifests", type=Path, nargs="+", help="prepared manifests holding the sentences")
     parser.add_argument("--out", type=Path, required=True, help="folder for audio/ and manifest.jsonl")
-    parser.add_argument("--engine", choices=tuple(ENGINE_PROGRAMS), default="flite")
+    parser.add_argument("--engine", choices=tuple(ENGINES), default="flite")
     parser.add_argument("--voices", nargs="+", help="default: " + ", ".join(
-        f"{engine} {' '.join(voices)}" for engine, voices in DEFAULT_VOICES.items()))
+        f"{name} {' '.join(engine.default_voices)}" for name, engine in ENGINES.items()))
     parser.add_argument("--exclude-text", type=Path, nargs="*", default=[], help="manifests of sentences to leave out")
     parser.add_argument("--count", type=int, help="keep the first N sentences")
     parser.add_argument("--vary-prosody", action="store_true", help="draw a speaking rate and pitch per recording")
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same files")
     args = parser.parse_args(argv)
-    voices = tuple(args.voices or DEFAULT_VOICES[args.engine])
-    program = ENGINE_PROGRAMS[args.engine]
-    if shutil.which(program) is None:
-        print(f"error: {program} not found on PATH: install it with `apt-get install "
-              f"{ENGINE_PACKAGES[args.engine]}`", file=sys.stderr)
+    engine = ENGINES[args.engine]
+    voices = tuple(args.voices or engine.default_voices)
+    if shutil.which(engine.program) is None:
+        print(f"error: {engine.program} not found on PATH: install it with `apt-get install {engine.packages}`",
+              file=sys.stderr)
         return 2
-    missing = sorted(set(voices) - installed_voices(args.engine))
+    missing = sorted(set(voices) - engine.voices())
     if missing:
         print(f"error: {args.engine} has no voice {', '.join(missing)}", file=sys.stderr)
         return 2
