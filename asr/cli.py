@@ -426,7 +426,7 @@ def _add_score(commands) -> None:
 
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
     """The scoring options `asr score` and `asr evaluate` share."""
-    from asr import scoring
+    from asr import bootstrap, scoring
 
     parser.add_argument("--normalizer", choices=scoring.NORMALIZERS, default="default",
                         help="text normalisation of both sides before scoring: 'default' lowercases, spells "
@@ -435,10 +435,10 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare", metavar="OTHER_REPORT.json",
                         help="report.json of another system: adds a side-by-side comparison on the common "
                              "utterances with a paired bootstrap test of the WER difference")
-    parser.add_argument("--bootstrap", type=_non_negative_int, default=scoring.DEFAULT_BOOTSTRAP, metavar="N",
+    parser.add_argument("--bootstrap", type=_non_negative_int, default=bootstrap.DEFAULT_BOOTSTRAP, metavar="N",
                         help="bootstrap resamples for the 95%% confidence intervals and the paired test "
                              "(0 disables them; default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=scoring.DEFAULT_SEED,
+    parser.add_argument("--seed", type=int, default=bootstrap.DEFAULT_SEED,
                         help="random seed of the bootstrap (default: %(default)s)")
 
 

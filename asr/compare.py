@@ -6,8 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from asr.bootstrap import PAIRED_METHOD, Interval, paired_bootstrap
 from asr.data import ManifestError
-from asr.scoring import PAIRED_METHOD, Counts, Interval, ScoreResult, UtteranceScore, _counts_arrays, paired_bootstrap
+from asr.scoring import Counts, ScoreResult, UtteranceScore, counts_arrays
 
 COUNT_FIELDS = ("ref", "hits", "substitutions", "deletions", "insertions")
 TOP_DIFFERENCES = 20
@@ -90,7 +91,7 @@ def compare(result: ScoreResult, other: dict, other_name: str | None = None) -> 
     paired = {}
     for level in ("words", "chars"):
         a, b = [getattr(u, level) for u in mine], [_row_counts(row, level) for row in rows]
-        ci, p_value = paired_bootstrap(_counts_arrays(a), _counts_arrays(b), result.n_resamples, result.seed)
+        ci, p_value = paired_bootstrap(counts_arrays(a), counts_arrays(b), result.n_resamples, result.seed)
         paired[level] = Paired(sum(a, Counts()), sum(b, Counts()), ci, p_value)
     inputs = other.get("inputs") if isinstance(other.get("inputs"), dict) else {}
     notes = []

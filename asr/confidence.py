@@ -26,8 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asr.bootstrap import percentile_interval
+
 ECE_BINS = 10
-INTERVAL = 0.95  # of the AUROC bootstrap, as for WER
 CLIP = 1e-6  # confidences are clipped to [CLIP, 1 - CLIP] before a logit, so 0 and 1 stay finite
 FIT_ITERATIONS = 100
 FIT_TOLERANCE = 1e-10
@@ -150,8 +151,8 @@ def word_outcomes(utterances: Iterable) -> WordOutcomes:
 
 
 def auroc_interval(outcomes: WordOutcomes, n_resamples: int, seed: int) -> tuple[float, float] | None:
-    """95% percentile bootstrap interval of AUROC, resampling utterances (a transcript's words are not
-    independent: a bad recording makes all of its words wrong); None when undefined."""
+    """Percentile bootstrap interval of AUROC at bootstrap.CONFIDENCE, resampling utterances (a transcript's
+    words are not independent: a bad recording makes all of its words wrong); None when undefined."""
     order = np.argsort(outcomes.utterance, kind="stable")
     groups, starts = np.unique(outcomes.utterance[order], return_index=True)
     if n_resamples <= 0 or len(groups) == 0:
@@ -162,12 +163,8 @@ def auroc_interval(outcomes: WordOutcomes, n_resamples: int, seed: int) -> tuple
     for _ in range(n_resamples):
         rows = np.concatenate([members[i] for i in rng.integers(0, len(groups), len(groups))])
         value = auroc(outcomes.confidence[rows], outcomes.correct[rows])
-        if value is not None:
-            values.append(value)
-    if not values:
-        return None
-    low, high = np.percentile(values, [100 * (1 - INTERVAL) / 2, 100 * (1 + INTERVAL) / 2])
-    return float(low), float(high)
+        values.append(np.nan if value is None else value)  # undefined resamples are left out
+    return percentile_interval(np.array(values, dtype=np.float64))
 
 
 def summarize(outcomes: WordOutcomes, n_resamples: int = 0, seed: int = 0) -> dict | None:

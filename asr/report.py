@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from asr import compare, confidence, scoring
+from asr import bootstrap, compare, confidence, scoring
 from asr.compare import Comparison, Paired
 from asr.data import ManifestError, ValidationRules, infeasible_references, read_manifest
 from asr.scoring import ScoreResult, UtteranceScore
@@ -75,8 +75,8 @@ def report_json(result: ScoreResult, comparison: Comparison | None = None, words
             # References the model cannot emit even in principle; null when not checked (`asr score`).
             "infeasible_references": None if result.infeasible is None else len(result.infeasible),
         },
-        "bootstrap": {"resamples": result.n_resamples, "seed": result.seed, "confidence": scoring.CONFIDENCE,
-                      "method": scoring.BOOTSTRAP_METHOD},
+        "bootstrap": {"resamples": result.n_resamples, "seed": result.seed, "confidence": bootstrap.CONFIDENCE,
+                      "method": bootstrap.BOOTSTRAP_METHOD},
         "notes": result.notes,
         "confidence": confidence_section(result) if words is UNSET else words,
         "by_duration": scoring.by_duration(result),
@@ -121,7 +121,7 @@ def confidence_section(result: ScoreResult) -> dict | None:
 def _inputs_rows(result: ScoreResult) -> list[tuple[str, str]]:
     return [("Reference manifest", result.ref_path or "-"), ("Hypotheses", result.hyp_path or "-"),
             ("Normaliser", result.normalizer), ("Rows matched by", result.match_method),
-            ("Bootstrap", f"{result.n_resamples} resamples, seed {result.seed}; {scoring.BOOTSTRAP_METHOD}")]
+            ("Bootstrap", f"{result.n_resamples} resamples, seed {result.seed}; {bootstrap.BOOTSTRAP_METHOD}")]
 
 
 def _delta_text(paired: Paired, n_resamples: int) -> str:
@@ -161,7 +161,7 @@ def render_markdown(result: ScoreResult, comparison: Comparison | None = None, w
         out += ["## Comparison", "", f"This: `{comparison.this_name}` — other: `{comparison.other_name}`, "
                 f"{comparison.common} common utterances. Delta = this - other.", ""]
         out += _md_table(["Metric", "This", "Other", "Delta"], _comparison_rows(comparison))
-        out += [f"Method: {scoring.PAIRED_METHOD}.", ""] + [f"- {_md(n)}" for n in comparison.notes] + [""]
+        out += [f"Method: {bootstrap.PAIRED_METHOD}.", ""] + [f"- {_md(n)}" for n in comparison.notes] + [""]
     section = confidence_section(result) if words is UNSET else words
     if section:
         summary, bins = confidence.report_rows(section)
@@ -268,7 +268,7 @@ def render_html(result: ScoreResult, comparison: Comparison | None = None, words
                  f"<code>{_esc(comparison.other_name)}</code>; {comparison.common} common utterances. "
                  "Delta = this &minus; other.</p>",
                  _html_table(["Metric", "This", "Other", "Delta"], _comparison_rows(comparison), (1, 2)),
-                 f'<p class="note">Method: {_esc(scoring.PAIRED_METHOD)}.</p>',
+                 f'<p class="note">Method: {_esc(bootstrap.PAIRED_METHOD)}.</p>',
                  "<ul>" + "".join(f"<li>{_esc(n)}</li>" for n in comparison.notes) + "</ul>",
                  "<h3>Utterances where the systems differ most</h3>",
                  _html_table(["File", "Reference", "This", "Other", "This errors", "Other errors"],
@@ -351,8 +351,8 @@ class ReportError(ValueError):
 
 
 def score_files(ref: str, hyp: str, report_dir: str | Path, normalizer: str = "default",
-                compare_with: str | None = None, n_resamples: int = scoring.DEFAULT_BOOTSTRAP,
-                seed: int = scoring.DEFAULT_SEED, rules: ValidationRules | None = None
+                compare_with: str | None = None, n_resamples: int = bootstrap.DEFAULT_BOOTSTRAP,
+                seed: int = bootstrap.DEFAULT_SEED, rules: ValidationRules | None = None
                 ) -> tuple[ScoreResult, Comparison | None, dict[str, Path]]:
     """Score a transcripts file against a reference manifest and write the reports; returns what was written.
 

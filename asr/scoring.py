@@ -1,4 +1,4 @@
-"""Scoring transcripts against a reference manifest: WER/CER, bootstrap intervals, error analysis.
+"""Scoring transcripts against a reference manifest: WER/CER with bootstrap intervals, error analysis.
 
 Alignments come from jiwer; this module matches rows, normalises text and aggregates counts.
 
@@ -24,31 +24,17 @@ from pathlib import Path
 import jiwer
 import numpy as np
 
+from asr.bootstrap import DEFAULT_BOOTSTRAP, DEFAULT_SEED, Interval, bootstrap_interval
 from asr.confidence import token_confidences, word_confidence_pairs
 from asr.data import ManifestError, Utterance, iter_jsonl
 from asr.text import normalize_text
 
 NORMALIZERS = ("default", "none")
-DEFAULT_BOOTSTRAP = 1000
-DEFAULT_SEED = 0
-CONFIDENCE = 0.95
 TOP_ERRORS = 20
 WORST_UTTERANCES = 20
-# Bounds the index matrix drawn per bootstrap block, so 1000 resamples of a large test set do not
-# allocate gigabytes at once.
-BOOTSTRAP_BLOCK_ELEMENTS = 2_000_000
 DURATION_BINS = (0.0, 2.0, 5.0, 10.0, 20.0, 30.0, math.inf)
 STATUS_OK, STATUS_FAILED, STATUS_MISSING = "ok", "failed", "missing"
 MATCH_PATH, MATCH_BASENAME = "resolved path", "file name (no resolved path matched)"
-BOOTSTRAP_METHOD = (
-    "percentile bootstrap: utterances resampled with replacement, corpus rate = sum(errors) / "
-    "sum(reference tokens) per resample"
-)
-PAIRED_METHOD = (
-    "paired bootstrap: common utterances resampled with replacement, both systems scored on the same "
-    "resample; delta = this - other; two-sided p = 2 * min(P(delta* <= 0), P(delta* >= 0)), i.e. twice "
-    "the fraction of resamples where the sign of the difference flips (or ties), capped at 1"
-)
 _SPACES = re.compile(r"\s+")
 
 
@@ -117,7 +103,6 @@ class UtteranceScore:
         return row
 
 
-Interval = tuple[float, float]
 
 
 @dataclass
@@ -324,8 +309,8 @@ def score(refs: Sequence[Utterance], hyps: Sequence[Hypothesis | dict], normaliz
     words, chars = [u.words for u in utterances], [u.chars for u in utterances]
     result = ScoreResult(
         normalizer=normalizer, utterances=utterances, words=sum(words, Counts()), chars=sum(chars, Counts()),
-        wer_ci=bootstrap_interval(*_counts_arrays(words), n_resamples, seed),
-        cer_ci=bootstrap_interval(*_counts_arrays(chars), n_resamples, seed),
+        wer_ci=bootstrap_interval(*counts_arrays(words), n_resamples, seed),
+        cer_ci=bootstrap_interval(*counts_arrays(chars), n_resamples, seed),
         n_resamples=n_resamples, seed=seed, match_method=method, unmatched_hypotheses=unmatched,
         notes=[], ref_path=ref_path, hyp_path=hyp_path, feasibility_checked=infeasible is not None)
     result.notes = _notes(result)
@@ -338,7 +323,7 @@ def _status(hyp: Hypothesis | None) -> str:
     return STATUS_FAILED if hyp.error is not None else STATUS_OK
 
 
-def _counts_arrays(counts: Sequence[Counts]) -> tuple[np.ndarray, np.ndarray]:
+def counts_arrays(counts: Sequence[Counts]) -> tuple[np.ndarray, np.ndarray]:
     """(errors, reference tokens) per utterance, the inputs of the bootstrap."""
     return np.array([c.errors for c in counts], np.int64), np.array([c.ref for c in counts], np.int64)
 
@@ -391,51 +376,6 @@ def _notes(result: ScoreResult) -> list[str]:
     if result.match_method == MATCH_BASENAME:
         notes.append("No hypothesis path matched a reference path, so rows were matched by file name.")
     return notes
-
-
-def bootstrap_interval(errors: np.ndarray, totals: np.ndarray, n_resamples: int, seed: int
-                       ) -> Interval | None:
-    """Percentile interval of sum(errors) / sum(totals) over utterance resamples; None if undefined."""
-    if n_resamples <= 0 or len(errors) == 0:
-        return None
-    return _interval(_resampled_rates([(errors, totals)], n_resamples, seed)[0])
-
-
-def _interval(samples: np.ndarray) -> Interval | None:
-    samples = samples[np.isfinite(samples)]
-    if samples.size == 0:
-        return None
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(samples, [tail, 100 - tail])
-    return float(low), float(high)
-
-
-def _resampled_rates(systems: list[tuple[np.ndarray, np.ndarray]], n_resamples: int, seed: int
-                     ) -> list[np.ndarray]:
-    """Corpus rate of each (errors, totals) system on the same resamples; NaN where a resample is empty."""
-    rng = np.random.default_rng(seed)
-    n = len(systems[0][0])
-    block = max(1, BOOTSTRAP_BLOCK_ELEMENTS // n)
-    rates: list[list[np.ndarray]] = [[] for _ in systems]
-    for start in range(0, n_resamples, block):
-        index = rng.integers(0, n, size=(min(block, n_resamples - start), n))
-        for out, (errors, totals) in zip(rates, systems, strict=True):
-            err, tot = errors[index].sum(axis=1), totals[index].sum(axis=1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out.append(np.where(tot > 0, err / np.maximum(tot, 1), np.nan))
-    return [np.concatenate(r) for r in rates]
-
-
-def paired_bootstrap(this: tuple[np.ndarray, np.ndarray], other: tuple[np.ndarray, np.ndarray],
-                     n_resamples: int, seed: int) -> tuple[Interval | None, float | None]:
-    """95% interval of rate(this) - rate(other) and the two-sided bootstrap p-value (see PAIRED_METHOD)."""
-    if n_resamples <= 0 or len(this[0]) == 0:
-        return None, None
-    a, b = _resampled_rates([this, other], n_resamples, seed)
-    delta = (a - b)[np.isfinite(a - b)]
-    if delta.size == 0:
-        return None, None
-    return _interval(delta), min(1.0, 2 * min(float(np.mean(delta <= 0)), float(np.mean(delta >= 0))))
 
 
 def breakdown(utterances: Iterable[UtteranceScore], key: Callable[[UtteranceScore], str | None]

@@ -32,10 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import load_audio, write_audio
+from asr.bootstrap import DEFAULT_SEED, paired_bootstrap
 from asr.data import ManifestError, Utterance, read_manifest
 from asr.decoding import make_decoder
 from asr.recognizer import Recognizer, load_model
-from asr.scoring import DEFAULT_SEED, paired_bootstrap, score
+from asr.scoring import score
 from asr.transcribe import TranscribeOptions, transcribe
 from asr.vad import ABSOLUTE_FLOOR_DB, SILENCE_DB, VAD_OFF, VadOptions, band_pass, detect
 
