@@ -154,22 +154,21 @@ def _not_audio(tmp_path: Path) -> Path:
     return path
 
 
-def _truncated_wav(tmp_path: Path) -> Path:
-    whole = tmp_path / "whole.wav"
+def _first_half(tmp_path: Path, suffix: str) -> Path:
+    whole = tmp_path / f"whole{suffix}"
     sf.write(str(whole), sine(), SAMPLE_RATE)
     data = whole.read_bytes()
-    path = tmp_path / "truncated.wav"
+    path = tmp_path / f"truncated{suffix}"
     path.write_bytes(data[: len(data) // 2])
     return path
+
+
+def _truncated_wav(tmp_path: Path) -> Path:
+    return _first_half(tmp_path, ".wav")
 
 
 def _corrupt_flac(tmp_path: Path) -> Path:
-    whole = tmp_path / "whole.flac"
-    sf.write(str(whole), sine(), SAMPLE_RATE)
-    data = whole.read_bytes()
-    path = tmp_path / "truncated.flac"
-    path.write_bytes(data[: len(data) // 2])
-    return path
+    return _first_half(tmp_path, ".flac")
 
 
 def _zero_samples(tmp_path: Path) -> Path:
