@@ -72,6 +72,9 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def save(self) -> None:
         _atomic_weights(self.model, self.folder / "last.weights.h5")
+        self.save_state()
+
+    def save_state(self) -> None:
         with atomic_write(self.folder / "state.json") as handle:
             json.dump(vars(self.state), handle, indent=2)
 

@@ -5,6 +5,7 @@
 A run directory holds everything needed to resume or to use the result:
   config.yaml, alphabet.json      the resolved config and the output alphabet
   checkpoints/last.weights.h5     network + optimiser state, written atomically every N steps and each epoch
+                                  (at the end: the last epoch's, whichever epoch was best)
   checkpoints/state.json          epoch, batches done in it, best dev WER, patience (also atomic)
   checkpoints/best.weights.h5     network weights at the best dev WER
   model.keras                     final model (best weights; waveform in, front end inside), safe-mode loadable
@@ -164,7 +165,10 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: in
         save_keras_model(network, config, (run_dir if chief else checkpoint.folder) / "model.keras",
                      waveform_input=not train_rows[0].feature_filepath)
         state.finished = True
-        checkpoint.save()
+        # Not save(): last.weights.h5 keeps the last epoch's weights (the network now holds the best ones), so
+        # they are not lost when early stopping or a later epoch's dev WER picked another, and an extension
+        # (--resume --epochs) continues from where training stopped.
+        checkpoint.save_state()
     if scratch is not None:
         scratch.cleanup()
     return TrainResult(state, network)

@@ -15,6 +15,7 @@ import pytest
 from asr.audio import load_audio
 from asr.backend import keras
 from asr.config import ConfigError, load_config
+from asr.ctc_trainer import CTCTrainer
 from asr.data import Utterance, read_manifest, write_manifest
 from asr.dataset import steps_per_epoch
 from asr.decoding import greedy_decode
@@ -243,6 +244,31 @@ def test_a_new_run_can_start_from_a_trained_models_weights(trained_run, tmp_path
     for layer in result.network.layers:
         for ours, theirs in zip(layer.get_weights(), trained.get_layer(layer.name).get_weights(), strict=True):
             np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+def test_a_finished_run_keeps_its_last_epochs_weights_beside_the_best(trained_run, tmp_path):
+    """Epoch 1 stays best (epoch 2 only ties it), so the saved model and last.weights.h5 must differ."""
+    manifest = fsdd_manifest(tmp_path, "theo", copies=1)
+    config = tiny_config(manifest, "train.epochs=2", f"train.init_from={trained_run}",
+                         "optim.learning_rate=1e-5", "optim.warmup_steps=0")
+    result = train(config, tmp_path / "run", verbose=0)
+    assert (result.state.best_epoch, result.state.epoch, result.state.best_cer) == (1, 2, 0.0)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    best, last = build_network(config), build_network(config)
+    best.load_weights(checkpoints / "best.weights.h5")
+    trainer = CTCTrainer(last)
+    trainer.compile(optimizer=make_optimizer(config, 2))
+    trainer.optimizer.build(last.trainable_variables)
+    trainer.load_weights(checkpoints / "last.weights.h5")
+    assert int(trainer.optimizer.iterations) == 2 * steps_per_epoch(read_manifest(manifest), config)
+    saved = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True).get_layer("bilstm_ctc")
+    moved = 0.0
+    for layer in best.layers:
+        for ours, model, latest in zip(layer.get_weights(), saved.get_layer(layer.name).get_weights(),
+                                       last.get_layer(layer.name).get_weights(), strict=True):
+            np.testing.assert_array_equal(ours, model)  # model.keras holds the best epoch's weights
+            moved = max(moved, float(np.abs(latest - ours).max()))
+    assert moved > 1e-7  # ... and last.weights.h5 the second epoch's, one epoch further on
 
 
 @pytest.mark.parametrize(("override", "message"), [
