@@ -11,6 +11,7 @@ import numpy as np
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_SEED = 0
 CONFIDENCE = 0.95
+CI_LABEL = f"{CONFIDENCE:.0%} CI"  # how reports head an interval: "95% CI"
 # Bounds the index matrix drawn per bootstrap block, so 1000 resamples of a large test set do not
 # allocate gigabytes at once.
 BOOTSTRAP_BLOCK_ELEMENTS = 2_000_000

@@ -436,8 +436,8 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
                         help="report.json of another system: adds a side-by-side comparison on the common "
                              "utterances with a paired bootstrap test of the WER difference")
     parser.add_argument("--bootstrap", type=_non_negative_int, default=bootstrap.DEFAULT_BOOTSTRAP, metavar="N",
-                        help="bootstrap resamples for the 95%% confidence intervals and the paired test "
-                             "(0 disables them; default: %(default)s)")
+                        help=f"bootstrap resamples for the {round(100 * bootstrap.CONFIDENCE)}%% confidence intervals "
+                             "and the paired test (0 disables them; default: %(default)s)")
     parser.add_argument("--seed", type=int, default=bootstrap.DEFAULT_SEED,
                         help="random seed of the bootstrap (default: %(default)s)")
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asr.bootstrap import percentile_interval
+from asr.bootstrap import CI_LABEL, percentile_interval
 
 ECE_BINS = 10
 CLIP = 1e-6  # confidences are clipped to [CLIP, 1 - CLIP] before a logit, so 0 and 1 stay finite
@@ -185,7 +185,7 @@ def report_rows(section: dict) -> tuple[list[tuple], list[tuple]]:
     """(summary rows, per-bin rows) of a confidence section, for the Markdown and HTML reports."""
     number = lambda value: "n/a" if value is None else f"{value:.3f}"  # noqa: E731
     interval = section["auroc_ci"]
-    span = f" (95% CI {interval[0]:.3f} to {interval[1]:.3f})" if interval else ""
+    span = f" ({CI_LABEL} {interval[0]:.3f} to {interval[1]:.3f})" if interval else ""
     summary = [("AUROC (correct vs wrong words)", number(section["auroc"]) + span),
                (f"ECE ({ECE_BINS} bins)", number(section["ece"])),
                ("Words with a confidence / correct", f"{section['words']} / {section['correct']}"),

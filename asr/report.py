@@ -125,7 +125,7 @@ def _inputs_rows(result: ScoreResult) -> list[tuple[str, str]]:
 
 
 def _delta_text(paired: Paired, n_resamples: int) -> str:
-    return f"{_pct(paired.delta)} (95% CI {_ci(paired.ci)}, p {_p(paired.p_value, n_resamples)})"
+    return f"{_pct(paired.delta)} ({bootstrap.CI_LABEL} {_ci(paired.ci)}, p {_p(paired.p_value, n_resamples)})"
 
 
 def _comparison_rows(c: Comparison) -> list[tuple[str, str, str, str]]:
@@ -155,7 +155,7 @@ def md_alignment(chunks: list[dict]) -> str:
 def render_markdown(result: ScoreResult, comparison: Comparison | None = None, words: object = UNSET) -> str:
     out = ["# ASR score report", ""]
     out += _md_table(["Input", "Value"], _inputs_rows(result))
-    out += ["## Summary", ""] + _md_table(["Metric", "Value", "95% CI"], _summary_rows(result))
+    out += ["## Summary", ""] + _md_table(["Metric", "Value", bootstrap.CI_LABEL], _summary_rows(result))
     out += [f"- {_md(note)}" for note in result.notes] + [""]
     if comparison:
         out += ["## Comparison", "", f"This: `{comparison.this_name}` — other: `{comparison.other_name}`, "
@@ -256,7 +256,7 @@ def _plot_section(title: str, table: dict[str, dict], horizontal: bool, limit: i
 
 def render_html(result: ScoreResult, comparison: Comparison | None = None, words: object = UNSET) -> str:
     body = ["<h1>ASR score report</h1>", _html_table(["Input", "Value"], _inputs_rows(result)),
-            "<h2>Summary</h2>", _html_table(["Metric", "Value", "95% CI"], _summary_rows(result), (1,)),
+            "<h2>Summary</h2>", _html_table(["Metric", "Value", bootstrap.CI_LABEL], _summary_rows(result), (1,)),
             "<ul>" + "".join(f"<li>{_esc(n)}</li>" for n in result.notes) + "</ul>",
             # Plots come first so they are on screen when the page opens.
             _plot_section("WER by utterance duration", scoring.by_duration(result), horizontal=False),
@@ -390,8 +390,8 @@ def _read(reader: Callable, path: str) -> object:
 
 
 def summary_text(result: ScoreResult, comparison: Comparison | None, paths: dict[str, Path]) -> str:
-    lines = [f"WER {_pct(result.wer)} (95% CI {_ci(result.wer_ci)})  CER {_pct(result.cer)} "
-             f"(95% CI {_ci(result.cer_ci)})  SER {_pct(result.ser)}",
+    lines = [f"WER {_pct(result.wer)} ({bootstrap.CI_LABEL} {_ci(result.wer_ci)})  CER {_pct(result.cer)} "
+             f"({bootstrap.CI_LABEL} {_ci(result.cer_ci)})  SER {_pct(result.ser)}",
              f"{len(result.utterances)} utterances, {result.words.ref} reference words "
              f"({result.words.substitutions} S, {result.words.deletions} D, {result.words.insertions} I); "
              f"normaliser {result.normalizer}"]
