@@ -24,6 +24,7 @@ OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "inverse_sqrt")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+CPU_LSTM_PATHS = ("fused", "fused_bf16", "keras")  # asr.cpu_rnn: how a CPU-only run steps its BiLSTMs
 SUBSAMPLING_FACTORS = (1, 2, 3, 4)
 
 
@@ -129,9 +130,14 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # default: one pass over the training manifest
     strategy: str = "auto"  # auto | default | mirrored (GPUs on one host) | multi_worker (TF_CONFIG)
     init_from: str | None = None  # fine-tune: start from this model's weights (a model folder or .keras file)
+    # Training on CPU only (a GPU run always steps cuDNN's kernels): fused = asr.cpu_rnn's BiLSTM in float32,
+    # fused_bf16 = the same with bfloat16 matrix multiplies, keras = Keras's generic loop. Saved models are
+    # the same standard layers whichever runs.
+    cpu_lstm: str = "fused"
 
     def check(self) -> None:
         _positive("train.epochs", self.epochs)
+        _choice("train.cpu_lstm", self.cpu_lstm, CPU_LSTM_PATHS)
         _choice("train.strategy", self.strategy, STRATEGIES)
         _positive("train.max_nonfinite_batches", self.max_nonfinite_batches)
 

@@ -6,12 +6,24 @@ from asr.backend import keras, tf
 from asr.text import BLANK_INDEX
 
 
-class CTCTrainer(keras.Model):
-    """Wraps the network for `fit`: CTC on true label and output lengths, non-finite losses zeroed."""
+class _Untracked:
+    """Holds a model out of Keras's attribute tracking, so checkpoints list each shared variable once."""
 
-    def __init__(self, network: keras.Model, **kwargs):
+    def __init__(self, model: keras.Model):
+        self.model = model
+
+
+class CTCTrainer(keras.Model):
+    """Wraps the network for `fit`: CTC on true label and output lengths, non-finite losses zeroed.
+
+    `stepped` is what training steps: the network itself, or a clone on the same variables that computes
+    faster (`asr.cpu_rnn.fast_training_network`). Weights are saved from `network`, evaluation runs it.
+    """
+
+    def __init__(self, network: keras.Model, stepped: keras.Model | None = None, **kwargs):
         super().__init__(**kwargs)
         self.network = network
+        self._stepped = _Untracked(stepped if stepped is not None else network)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.unusable_tracker = keras.metrics.Sum(name="unusable")  # non-finite losses and infeasible labels
         self.built = True  # the wrapped functional network is built; this wrapper adds no weights of its own
@@ -38,8 +50,9 @@ class CTCTrainer(keras.Model):
         Unusable: non-finite, or a label that cannot fit its output frames. TensorFlow's CPU kernel returns a
         large *finite* loss for the latter rather than inf, so feasibility is checked directly.
         """
-        outputs = self.network({"features": batch["features"], "feature_lengths": batch["feature_lengths"]},
-                               training=training)
+        network = self._stepped.model if training else self.network
+        outputs = network({"features": batch["features"], "feature_lengths": batch["feature_lengths"]},
+                          training=training)
         # keras.ops.ctc_loss takes logits and true lengths on both sides; our blank is index 0, as its default.
         losses = keras.ops.ctc_loss(batch["labels"], outputs["logits"], batch["label_lengths"],
                                     outputs["output_lengths"], mask_index=BLANK_INDEX)

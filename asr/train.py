@@ -26,6 +26,7 @@ from asr import distribute
 from asr.backend import keras, tf
 from asr.callbacks import DevEvaluation, RunCheckpoint, RunState, UnusableLossGuard
 from asr.config import Config, ConfigError, load_config, save_config
+from asr.cpu_rnn import training_network
 from asr.ctc_trainer import CTCTrainer
 from asr.data import read_manifest
 from asr.dataset import make_dataset, steps_per_epoch
@@ -106,7 +107,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: in
         raise TrainingError(f"{config.data.train_manifest}: fewer batches than the {cluster.num_workers} workers")
     with cluster.strategy.scope():
         network = build_network(config)
-        trainer = CTCTrainer(network)
+        trainer = CTCTrainer(network, training_network(network, config))
         trainer.compile(optimizer=make_optimizer(config, steps * config.train.epochs))
         trainer.optimizer.build(network.trainable_variables)
     if chief and tf.config.list_physical_devices("GPU"):

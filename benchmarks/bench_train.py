@@ -2,11 +2,14 @@
 
     python benchmarks/bench_train.py [--steps 20] [--configs tiny default] [--subsampling 1 2 3 4]
     python benchmarks/bench_train.py --configs default --subsampling 3 --sizes 128x3 160x3 224x3 160x2 160x4
+    python benchmarks/bench_train.py --configs default --subsampling 3 --sizes 224x3 --cpu-lstm keras fused \
+        fused_bf16 --repeats 3      # the CPU BiLSTM paths (train.cpu_lstm) side by side, interleaved
 
 Trains each config (with the given subsampling) for `--steps` steps on Asterisk prompts of up to 6 s at
 8 kHz (prepared on the fly from ../shared/data), after 3 warm-up steps that include tracing; `--sizes
 UNITSxLAYERS` measures other BiLSTM widths and depths of each config (the cost side of a width/depth sweep;
-`--repeats` takes the median). The batches
+`--repeats` takes the median; `--cpu-lstm` compares `train.cpu_lstm` paths, one repeat of each in turn so
+that a noisy machine slows them alike). The batches
 come from the real input pipeline, so decoding and features are part of the measured time, as in training.
 """
 
@@ -19,8 +22,9 @@ import time
 from pathlib import Path
 
 from asr.backend import keras
-from asr.config import load_config
+from asr.config import CPU_LSTM_PATHS, load_config
 from asr.corpora import prepare
+from asr.cpu_rnn import training_network
 from asr.ctc_trainer import CTCTrainer
 from asr.data import ValidationRules, read_manifest
 from asr.dataset import make_dataset
@@ -33,15 +37,17 @@ WARMUP_STEPS = 3
 MAX_SECONDS = 6.0
 
 
-def throughput(config_name: str, subsampling: int, rows, steps: int, size: str | None = None
-               ) -> tuple[int, float, float]:
+def throughput(config_name: str, subsampling: int, rows, steps: int, size: str | None = None,
+               cpu_lstm: str | None = None) -> tuple[int, float, float]:
     overrides = [f"model.subsampling={subsampling}", "features.sample_rate=8000"]
+    if cpu_lstm:
+        overrides.append(f"train.cpu_lstm={cpu_lstm}")
     if size:
         units, layers = size.split("x")
         overrides += [f"model.units={units}", f"model.layers={layers}"]
     config = load_config(ROOT / "configs" / f"{config_name}.yaml", overrides)
     network = build_network(config)
-    trainer = CTCTrainer(network)
+    trainer = CTCTrainer(network, training_network(network, config))
     trainer.compile(optimizer=make_optimizer(config, 1000))
     batches = list(make_dataset(rows, config, training=True, epochs=4).take(WARMUP_STEPS + steps))
     for batch in batches[:WARMUP_STEPS]:
@@ -62,6 +68,8 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=[None], metavar="UNITSxLAYERS",
                         help="BiLSTM width x depth, e.g. 160x3 (default: each config's own)")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per row; the median is printed")
+    parser.add_argument("--cpu-lstm", nargs="+", default=[None], choices=CPU_LSTM_PATHS,
+                        help="train.cpu_lstm paths to compare (default: each config's own)")
     args = parser.parse_args()
     keras.utils.set_random_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,16 +79,22 @@ def main() -> None:
         rows = [r for r in read_manifest(manifest) if r.duration <= MAX_SECONDS]
         print(f"{len(rows)} Asterisk utterances <= {MAX_SECONDS} s; {args.steps} timed steps after "
               f"{WARMUP_STEPS} warm-up steps\n")
-        print("| config | subsampling | BiLSTM units x layers | parameters | audio s / wall s | audio timed (s) |")
-        print("|---|---|---|---|---|---|")
+        print("| config | subsampling | BiLSTM units x layers | train.cpu_lstm | parameters | audio s / wall s "
+              "| × first path | audio timed (s) |")
+        print("|---|---|---|---|---|---|---|---|")
         for name in args.configs:
             for factor in args.subsampling:
                 for size in args.sizes:
-                    runs = [throughput(name, factor, rows, args.steps, size) for _ in range(args.repeats)]
-                    params, _, audio = runs[0]
-                    speed = statistics.median(run[1] for run in runs)
-                    print(f"| {name} | {factor} | {size or 'config'} | {params:,} | {speed:.1f} | {audio:.0f} |",
-                          flush=True)
+                    runs = {path: [] for path in args.cpu_lstm}
+                    for _ in range(args.repeats):
+                        for path in args.cpu_lstm:
+                            runs[path].append(throughput(name, factor, rows, args.steps, size, path))
+                    first = statistics.median(run[1] for run in runs[args.cpu_lstm[0]])
+                    for path, measured in runs.items():
+                        params, _, audio = measured[0]
+                        speed = statistics.median(run[1] for run in measured)
+                        print(f"| {name} | {factor} | {size or 'config'} | {path or 'config'} | {params:,} "
+                              f"| {speed:.1f} | {speed / first:.2f} | {audio:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
