@@ -28,53 +28,65 @@ BFLOAT16 = "bfloat16"
 GATES = 4  # Keras's kernel layout: input, forget, cell (candidate), output gates, `units` columns each
 
 
+def _candidate_scale(units: tf.Tensor) -> tf.Tensor:
+    """[4U] ones with 2 on the candidate gate's columns: tanh(z) = 2·sigmoid(2z) - 1, so one sigmoid serves all
+    four gates inside the loop (each op in a loop step costs more in dispatch than in arithmetic here)."""
+    ones = tf.ones([units], FLOAT32)
+    return tf.concat([ones, ones, 2.0 * ones, ones], 0)
+
+
 def _lstm_forward(projected: tf.Tensor, recurrent: tf.Tensor, matmul_dtype: str):
-    """projected [T, 2, B, 4U] (input projection + bias), recurrent [2, U, 4U] -> states and gates per step."""
+    """projected [T, 2, B, 4U] (input projection + bias), recurrent [2, U, 4U] -> cells and gate sigmoids per
+    step (the candidate gate's as sigmoid(2z)). The loop keeps only what depends on the previous step."""
     steps = tf.shape(projected)[0]
     units = tf.shape(recurrent)[1]
+    scale = _candidate_scale(units)
+    projected = projected * scale
+    kernel = tf.cast(recurrent * scale, matmul_dtype)
     zeros = tf.zeros(tf.shape(projected[0, :, :, :units]), FLOAT32)
-    kernel = tf.cast(recurrent, matmul_dtype)
 
-    def step(t, h, c, hs, cs, gates):
-        z = projected[t] + tf.cast(tf.matmul(tf.cast(h, matmul_dtype), kernel), FLOAT32)
-        sig = tf.sigmoid(z)
-        i, f, o = sig[..., :units], sig[..., units:2 * units], sig[..., 3 * units:]
-        g = tf.tanh(z[..., 2 * units:3 * units])
-        c = f * c + i * g
-        h = o * tf.tanh(c)
-        return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates.write(t, tf.concat([i, f, g, o], -1))
+    def step(t, h, c, cells, gates):
+        sig = tf.sigmoid(projected[t] + tf.cast(tf.matmul(tf.cast(h, matmul_dtype), kernel), FLOAT32))
+        i, f, g, o = tf.split(sig, GATES, axis=-1)
+        c = f * c + i * (2.0 * g - 1.0)
+        return t + 1, o * tf.tanh(c), c, cells.write(t, c), gates.write(t, sig)
 
     def array():
         return tf.TensorArray(FLOAT32, size=steps)
 
-    _, _, _, hs, cs, gates = tf.while_loop(lambda t, *_: t < steps, step, (0, zeros, zeros, array(), array(),
-                                                                            array()))
-    return hs.stack(), cs.stack(), gates.stack()
+    _, _, _, cells, gates = tf.while_loop(lambda t, *_: t < steps, step, (0, zeros, zeros, array(), array()))
+    return cells.stack(), gates.stack()
 
 
-def _lstm_backward(d_states, states, cells, gates, recurrent, matmul_dtype: str):
-    """Backpropagation through time: d(loss)/d(states) [T, 2, B, U] -> d/d(projected), d/d(recurrent)."""
+def _lstm_backward(d_states, cells, gates, recurrent, matmul_dtype: str):
+    """Backpropagation through time: d(loss)/d(states) [T, 2, B, U] -> d/d(projected), d/d(recurrent).
+
+    Everything that does not depend on the next step's gradient is computed for all steps at once before the
+    loop, which then does five elementwise ops and one multiply per step.
+    """
+    i, f, g, o = tf.split(gates, GATES, axis=-1)
+    g = 2.0 * g - 1.0
+    tanh_c = tf.tanh(cells)
+    previous_c = tf.concat([tf.zeros_like(cells[:1]), cells[:-1]], 0)
+    to_cell = o * (1.0 - tanh_c * tanh_c)  # d(cell) per d(state) through this step's output
+    # d(pre-activations) = [dc, dc, dc, dh] * factors: the four gates' local derivatives.
+    factors = tf.concat([g * i * (1.0 - i), previous_c * f * (1.0 - f), i * (1.0 - g * g), tanh_c * o * (1.0 - o)],
+                        -1)
     steps = tf.shape(d_states)[0]
-    units = tf.shape(recurrent)[1]
     zeros = tf.zeros_like(d_states[0])
     kernel = tf.cast(recurrent, matmul_dtype)
 
     def step(t, dh_next, dc_next, d_projected):
         dh = d_states[t] + dh_next
-        gate = gates[t]
-        i, f, g, o = (gate[..., :units], gate[..., units:2 * units], gate[..., 2 * units:3 * units],
-                      gate[..., 3 * units:])
-        tanh_c = tf.tanh(cells[t])
-        c_prev = tf.where(t > 0, cells[tf.maximum(t - 1, 0)], zeros)
-        dc = dc_next + dh * o * (1.0 - tanh_c * tanh_c)
-        dz = tf.concat([dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - g * g),
-                        dh * tanh_c * o * (1.0 - o)], -1)
+        dc = dc_next + dh * to_cell[t]
+        dz = tf.concat([dc, dc, dc, dh], -1) * factors[t]
         dh_prev = tf.cast(tf.matmul(tf.cast(dz, matmul_dtype), kernel, transpose_b=True), FLOAT32)
-        return t - 1, dh_prev, dc * f, d_projected.write(t, dz)
+        return t - 1, dh_prev, dc * f[t], d_projected.write(t, dz)
 
     _, _, _, d_projected = tf.while_loop(lambda t, *_: t >= 0, step,
                                          (steps - 1, zeros, zeros, tf.TensorArray(FLOAT32, size=steps)))
     d_projected = d_projected.stack()
+    states = o * tanh_c
     previous = tf.concat([tf.zeros_like(states[:1]), states[:-1]], 0)
     d_recurrent = tf.einsum("tkbu,tkbg->kug", tf.cast(previous, matmul_dtype), tf.cast(d_projected, matmul_dtype))
     return d_projected, tf.cast(d_recurrent, FLOAT32)
@@ -85,10 +97,11 @@ def lstm_recurrence(projected: tf.Tensor, recurrent: tf.Tensor, matmul_dtype: st
 
     @tf.custom_gradient
     def run(projected, recurrent):
-        states, cells, gates = _lstm_forward(projected, recurrent, matmul_dtype)
+        cells, gates = _lstm_forward(projected, recurrent, matmul_dtype)
+        states = tf.split(gates, GATES, axis=-1)[3] * tf.tanh(cells)
 
         def gradient(d_states):
-            return _lstm_backward(d_states, states, cells, gates, recurrent, matmul_dtype)
+            return _lstm_backward(d_states, cells, gates, recurrent, matmul_dtype)
 
         return states, gradient
 
