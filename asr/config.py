@@ -24,7 +24,7 @@ OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "inverse_sqrt")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
-CPU_LSTM_PATHS = ("fused", "fused_bf16", "keras")  # asr.cpu_rnn: how a CPU-only run steps its BiLSTMs
+CPU_LSTM_PATHS = ("auto", "fused", "fused_bf16", "keras")  # asr.cpu_rnn: how a CPU-only run steps its BiLSTMs
 SUBSAMPLING_FACTORS = (1, 2, 3, 4)
 
 
@@ -131,9 +131,10 @@ class TrainConfig:
     strategy: str = "auto"  # auto | default | mirrored (GPUs on one host) | multi_worker (TF_CONFIG)
     init_from: str | None = None  # fine-tune: start from this model's weights (a model folder or .keras file)
     # Training on CPU only (a GPU run always steps cuDNN's kernels): fused = asr.cpu_rnn's BiLSTM in float32,
-    # fused_bf16 = the same with bfloat16 matrix multiplies, keras = Keras's generic loop. Saved models are
-    # the same standard layers whichever runs.
-    cpu_lstm: str = "fused"
+    # fused_bf16 = the same with bfloat16 matrix multiplies, keras = Keras's generic loop, auto = fused_bf16
+    # on CPUs with bfloat16 matrix instructions (AMX, AVX-512 BF16), else fused. Saved models are the same
+    # standard layers whichever runs.
+    cpu_lstm: str = "auto"
 
     def check(self) -> None:
         _positive("train.epochs", self.epochs)

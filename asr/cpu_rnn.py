@@ -21,10 +21,14 @@ than Keras's own loop here (0.42 s against 0.30 s for one BiLSTM-224 step, BENCH
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from asr.backend import keras, tf
 
 FLOAT32 = "float32"
 BFLOAT16 = "bfloat16"
+BF16_CPU_FLAGS = {"amx_bf16", "avx512_bf16"}  # where bfloat16 products run natively (else TF emulates them)
+CPUINFO = Path("/proc/cpuinfo")
 GATES = 4  # Keras's kernel layout: input, forget, cell (candidate), output gates, `units` columns each
 
 
@@ -186,9 +190,28 @@ def fast_training_network(network: keras.Model, matmul_dtype: str = FLOAT32) -> 
     return keras.models.clone_model(network, clone_function=swap)
 
 
+def cpu_has_bf16_matmul(cpuinfo: Path | None = None) -> bool:
+    """Whether this CPU multiplies bfloat16 natively (Linux's flags, `CPUINFO` unless given; False where they
+    cannot be read)."""
+    try:
+        text = (cpuinfo or CPUINFO).read_text()
+        flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return bool(BF16_CPU_FLAGS & set(flags))
+
+
+def resolved_cpu_lstm(path: str) -> str:
+    """`train.cpu_lstm` with "auto" decided for this machine."""
+    if path != "auto":
+        return path
+    return "fused_bf16" if cpu_has_bf16_matmul() else "fused"
+
+
 def training_network(network: keras.Model, config) -> keras.Model:
     """What a run steps, from `train.cpu_lstm` (see `asr.config.TrainConfig`)."""
-    path = config.train.cpu_lstm
+    path = resolved_cpu_lstm(config.train.cpu_lstm)
     if path == "keras":
         return network
     return fast_training_network(network, BFLOAT16 if path == "fused_bf16" else FLOAT32)

@@ -85,7 +85,7 @@ def main() -> None:
     print("| what | train.cpu_lstm | seconds | audio s / wall s |")
     print("|---|---|---|---|")
     audio = float(lengths.sum()) / 100
-    for path in CPU_LSTM_PATHS:
+    for path in (path for path in CPU_LSTM_PATHS if path != "auto"):
         network = build_network(load_config(None, [*SHIPPED, f"train.cpu_lstm={path}"]))
         trainer = CTCTrainer(network, training_network(network, load_config(None, [f"train.cpu_lstm={path}"])))
         trainer.compile(optimizer=make_optimizer(config, 1000))

@@ -5,7 +5,16 @@ import pytest
 
 from asr.backend import keras, tf
 from asr.config import load_config
-from asr.cpu_rnn import BFLOAT16, FLOAT32, FusedBidirectionalLSTM, fast_training_network, fusable, training_network
+from asr.cpu_rnn import (
+    BFLOAT16,
+    FLOAT32,
+    FusedBidirectionalLSTM,
+    cpu_has_bf16_matmul,
+    fast_training_network,
+    fusable,
+    resolved_cpu_lstm,
+    training_network,
+)
 from asr.ctc_trainer import CTCTrainer
 from asr.model import build_network, cudnn_violations
 from asr.optim import make_optimizer
@@ -126,3 +135,15 @@ def test_a_gpu_run_never_steps_the_fused_layers(monkeypatch):
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
     assert training_network(network, config) is network
     assert fast_training_network(network, FLOAT32) is network
+
+
+def test_auto_takes_bfloat16_only_where_the_cpu_multiplies_it_natively(tmp_path, monkeypatch):
+    with_amx, without = tmp_path / "amx", tmp_path / "plain"
+    with_amx.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f amx_bf16 amx_tile\n")
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
+    assert cpu_has_bf16_matmul(with_amx) and not cpu_has_bf16_matmul(without)
+    assert not cpu_has_bf16_matmul(tmp_path / "missing")
+    monkeypatch.setattr("asr.cpu_rnn.CPUINFO", without)
+    assert resolved_cpu_lstm("auto") == "fused" and resolved_cpu_lstm("keras") == "keras"
+    monkeypatch.setattr("asr.cpu_rnn.CPUINFO", with_amx)
+    assert resolved_cpu_lstm("auto") == "fused_bf16"
