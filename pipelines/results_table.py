@@ -1,11 +1,12 @@
 """The per-corpus results table of a model card, read from `asr evaluate` reports.
 
-    python pipelines/results_table.py reports/default [--baseline reports/pocketsphinx] [--corpora fsdd an4 ...]
+    python pipelines/results_table.py reports/default [--baseline [NAME=]DIR ...] [--corpora fsdd an4 ...]
 
 Expects REPORTS/<corpus>/greedy/report.json and REPORTS/<corpus>/beam_lm/report.json (as
-pipelines/default_model.sh writes them) and, with --baseline, BASELINE/<corpus>/report.json. Prints one
-Markdown row per corpus: utterances, WER and CER with 95% bootstrap intervals for greedy decoding and with
-the shipped LM, and the baseline's WER on the same files.
+recipes/default/run.sh writes them) and, for each --baseline, DIR/<corpus>/report.json (NAME defaults to the
+folder's name: pocketsphinx, whisper-tiny.en, ...). Prints one Markdown row per corpus: utterances, WER and CER
+with 95% bootstrap intervals for greedy decoding and with the shipped LM, and each peer's WER on the same
+files ("—" where a peer was not run on that split).
 """
 
 from __future__ import annotations
@@ -27,24 +28,32 @@ def _rate(summary: dict | None, key: str) -> str:
     return f"{summary[key]:.1%} ({low:.1%}–{high:.1%})"
 
 
-def table(reports: Path, corpora: list[str], baseline: Path | None = None) -> str:
-    lines = ["| test split | utterances | WER greedy (95% CI) | WER with LM (95% CI) | CER greedy | CER with LM "
-             "| pocketsphinx WER |", "|---|---|---|---|---|---|---|"]
+def baseline_argument(value: str) -> tuple[str, Path]:
+    """NAME=DIR, or DIR (named by its folder)."""
+    name, _, folder = value.rpartition("=")
+    return (name or Path(folder).name), Path(folder)
+
+
+def table(reports: Path, corpora: list[str], baselines: list[tuple[str, Path]] | None = None) -> str:
+    baselines = baselines or []
+    header = ["test split", "utterances", "WER greedy (95% CI)", "WER with LM (95% CI)", "CER greedy", "CER with LM",
+              *(f"{name} WER" for name, _ in baselines)]
+    rows = [header, ["---"] * len(header)]
     for corpus in corpora:
         greedy = _summary(reports / corpus / "greedy" / "report.json")
         with_lm = _summary(reports / corpus / "beam_lm" / "report.json")
-        other = _summary(baseline / corpus / "report.json") if baseline else None
+        peers = [_summary(folder / corpus / "report.json") for _, folder in baselines]
         count = (greedy or with_lm or {}).get("utterances", 0)
-        lines.append(f"| {corpus} | {count} | {_rate(greedy, 'wer')} | {_rate(with_lm, 'wer')} | "
-                     f"{_rate(greedy, 'cer')} | {_rate(with_lm, 'cer')} | "
-                     f"{'—' if other is None else format(other['wer'], '.1%')} |")
-    return "\n".join(lines)
+        rows.append([corpus, str(count), _rate(greedy, "wer"), _rate(with_lm, "wer"), _rate(greedy, "cer"),
+                     _rate(with_lm, "cer"), *("—" if peer is None else f"{peer['wer']:.1%}" for peer in peers)])
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("reports", type=Path, help="folder of per-corpus report folders")
-    parser.add_argument("--baseline", type=Path, help="folder of per-corpus baseline reports (pocketsphinx)")
+    parser.add_argument("--baseline", type=baseline_argument, nargs="*", default=[], metavar="[NAME=]DIR",
+                        help="folders of per-corpus peer reports (pocketsphinx, Whisper)")
     parser.add_argument("--corpora", nargs="+", help="corpora in order (default: every folder in REPORTS)")
     args = parser.parse_args(argv)
     corpora = args.corpora or sorted(p.name for p in args.reports.iterdir() if p.is_dir())
