@@ -142,6 +142,9 @@ def _add_split(commands) -> None:
     parser.add_argument("--seed", type=int, default=0, help="shuffling seed (default 0)")
     parser.add_argument("--dev-speakers", help="comma-separated speakers that make up dev (instead of --dev), "
                                                "e.g. to score two recipes on the same people")
+    parser.add_argument("--by-text", action="store_true",
+                        help="keep each sentence (normalised text) in one split instead of each speaker: for one "
+                             "reader, e.g. LJ Speech, whose test sentences must be unseen")
     parser.set_defaults(handler=_run_split)
 
 
@@ -164,6 +167,16 @@ def _run_split(args: argparse.Namespace) -> int:
         splits = speaker_disjoint_split(others, {"train": 1 - args.test, "test": args.test}, args.seed)
         splits = {"train": splits["train"], "dev": [r for r in rows if r.speaker in dev_speakers],
                   "test": splits["test"]}
+    elif args.by_text:
+        from dataclasses import replace
+
+        from asr.text import normalize_text
+
+        fractions = {"train": 1 - args.dev - args.test, "dev": args.dev, "test": args.test}
+        keyed = [replace(row, speaker=f"text:{normalize_text(row.text)}") for row in rows]
+        original = {id(key): row for key, row in zip(keyed, rows, strict=True)}
+        splits = {name: [original[id(key)] for key in part]
+                  for name, part in speaker_disjoint_split(keyed, fractions, args.seed).items()}
     else:
         fractions = {"train": 1 - args.dev - args.test, "dev": args.dev, "test": args.test}
         splits = speaker_disjoint_split(rows, fractions, args.seed)

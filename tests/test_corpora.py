@@ -834,6 +834,23 @@ def test_cli_split_writes_three_speaker_disjoint_manifests(tmp_path):
     assert result.stdout.count("utterances") == 3
 
 
+def test_cli_split_by_text_keeps_each_sentence_of_one_reader_in_one_split(tmp_path):
+    rows = [Utterance(str(tmp_path / f"{n}_{take}.wav"), 1.0, f"Sentence number {n}.", speaker="reader")
+            for n in range(20) for take in range(2)]  # two takes of each sentence by one speaker
+    manifest = tmp_path / "lj.jsonl"
+    write_manifest(manifest, rows)
+
+    result = run_asr("split", str(manifest), "--dev", "0.1", "--test", "0.2", "--by-text")
+
+    assert result.returncode == 0, result.stderr
+    parts = {name: read_manifest(tmp_path / f"lj.{name}.jsonl") for name in ("train", "dev", "test")}
+    texts = {name: {r.text for r in part} for name, part in parts.items()}
+    assert [len(texts[name]) for name in ("train", "dev", "test")] == [14, 2, 4]
+    assert not texts["train"] & texts["test"] and not texts["train"] & texts["dev"]
+    assert {r.speaker for part in parts.values() for r in part} == {"reader"}  # rows come back unchanged
+    assert sum(len(p) for p in parts.values()) == len(rows)
+
+
 def test_cli_prepare_an4_test_subset(tmp_path):
     src = tmp_path / "an4"
     make_sphinx_an4(src)

@@ -109,7 +109,7 @@ if run_stage 3 prepare; then
   "$BIN/asr" split "$DATA/an4.jsonl" --dev-speakers "$AN4_TEST_SPEAKERS" --test 0.1 --seed 0
   mv "$DATA/an4.dev.jsonl" "$DATA/an4.swap.jsonl" && mv "$DATA/an4.test.jsonl" "$DATA/an4.dev.jsonl"
   mv "$DATA/an4.swap.jsonl" "$DATA/an4.test.jsonl"
-  "$BIN/asr" split "$DATA/ljspeech.jsonl" --dev 0.1 --test 0.2 --seed 0  # one reader: split by sentence
+  "$BIN/asr" split "$DATA/ljspeech.jsonl" --dev 0.1 --test 0.2 --seed 0 --by-text  # one reader
   for corpus in synth fsdd asterisk speech_commands an4 ljspeech; do
     for part in train dev; do
       [ -f "$DATA/$corpus.$part.jsonl" ] && trainable "$DATA/$corpus.$part.jsonl" "$DATA/$corpus.$part.ok.jsonl"
