@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages the tests use: chromium renders the HTML WER report, espeak-ng, flite, festival (with its
-# ked_diphone voice) and SVOX pico synthesise speech, docker-compose validates docker-compose.yml (no Docker
-# engine). pico (libttspico-utils) is in Debian's non-free component, which Debian images leave out: when it is
-# missing, non-free is added for this release in its own sources file.
+# ked_diphone voice), SVOX pico and RHVoice synthesise speech, fortunes is the sentence recipe's prose,
+# docker-compose validates docker-compose.yml (no Docker engine). pico (libttspico-utils) and RHVoice are in
+# Debian's non-free component, which Debian images leave out: when one is missing, non-free is added for this
+# release in its own sources file.
 NON_FREE_SOURCES = /etc/apt/sources.list.d/asr-non-free.sources
 system-deps:
 	@missing=""; \
@@ -27,10 +28,12 @@ system-deps:
 	command -v flite >/dev/null || missing="$$missing flite"; \
 	[ -d /usr/share/festival/voices/english/ked_diphone ] || missing="$$missing festival festvox-kdlpc16k"; \
 	command -v pico2wave >/dev/null || missing="$$missing libttspico-utils"; \
+	command -v RHVoice-test >/dev/null || missing="$$missing rhvoice rhvoice-english"; \
+	[ -f /usr/share/games/fortunes/wisdom ] || missing="$$missing fortunes fortunes-min"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  case "$$missing" in *libttspico-utils*) [ -f $(NON_FREE_SOURCES) ] || { . /etc/os-release; [ "$$ID" = debian ] && \
+	  case "$$missing" in *libttspico-utils*|*rhvoice*) [ -f $(NON_FREE_SOURCES) ] || { . /etc/os-release; [ "$$ID" = debian ] && \
 	    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: non-free\nSigned-By: %s\n' \
 	      "$$VERSION_CODENAME" /usr/share/keyrings/debian-archive-keyring.gpg > $(NON_FREE_SOURCES); };; \
 	  esac; \
