@@ -7,15 +7,31 @@
     result = model.transcribe(samples, sample_rate=16000)   # a numpy array
 """
 
-# Importing the layer modules registers the custom layers ("asr>LogMelSpectrogram", ...) with Keras, so that
-# after `import asr` a plain `keras.saving.load_model("model.keras", safe_mode=True)` finds them.
-from asr import features as _features  # noqa: F401
-from asr import model as _model  # noqa: F401
-from asr import optim as _optim  # noqa: F401
-from asr.decoding import DecodingOptions
-from asr.recognizer import Recognizer, load_model
-from asr.transcribe import FileResult, TranscribeOptions
-from asr.vad import VadOptions
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+# The public API loads on first use, so that `import asr.config` (or asr.data, asr.text, asr.frames) reads a
+# config or a manifest without loading TensorFlow. `asr.load_model` (or `import asr.model`) registers the
+# custom layers ("asr>LogMelSpectrogram", ...) with Keras, after which a plain
+# `keras.saving.load_model("model.keras", safe_mode=True)` finds them.
+_PUBLIC = {"DecodingOptions": "asr.decoding", "FileResult": "asr.transcribe", "Recognizer": "asr.recognizer",
+           "TranscribeOptions": "asr.transcribe", "VadOptions": "asr.vad", "load_model": "asr.recognizer"}
+
+if TYPE_CHECKING:
+    from asr.decoding import DecodingOptions
+    from asr.recognizer import Recognizer, load_model
+    from asr.transcribe import FileResult, TranscribeOptions
+    from asr.vad import VadOptions
 
 __version__ = "0.1.0"
 __all__ = ["DecodingOptions", "FileResult", "Recognizer", "TranscribeOptions", "VadOptions", "load_model"]
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'asr' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value

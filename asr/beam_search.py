@@ -1,4 +1,4 @@
-"""The beam decoders ("beam", "beam_lm"), in flashlight-text's C++ searches; `asr.decoding.make_decoder` builds them.
+"""The beam decoders ("beam", "beam_lm"), in flashlight-text's C++ searches; `asr.decoders.make_decoder` builds them.
 
 Open vocabulary (the default, and "beam"): flashlight's `LexiconFreeDecoder`, CTC prefix beam search (with
 `log_add` it sums the paths of a prefix, separately for prefixes ending in blank and not). One search for
@@ -41,6 +41,7 @@ from asr.decoding import (
     separator_class,
     transcript_from_path,
 )
+from asr.lm import LMError, arpa_vocabulary
 from asr.text import BLANK_INDEX, Alphabet
 from asr.utils import silenced_stderr
 
@@ -137,7 +138,6 @@ def _load_kenlm(path: str, stamp: tuple[int, int]):
     from flashlight.lib.text.decoder.kenlm import KenLM
     from flashlight.lib.text.dictionary import Dictionary
 
-    from asr.lm import LMError, arpa_vocabulary
 
     try:
         vocabulary = list(dict.fromkeys([UNK, *arpa_vocabulary(path)]))  # <unk> first: index 0 for unseen words

@@ -320,7 +320,8 @@ def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None,
     """
     from tqdm import tqdm
 
-    from asr.decoding import DecoderError, make_decoder
+    from asr.decoders import make_decoder
+    from asr.decoding import DecoderError
     from asr.outputs import OutputError, OutputWriter
     from asr.ray_engine import RayUnavailable, transcribe_with_ray
     from asr.recognizer import ModelError, load_model

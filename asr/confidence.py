@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asr.alignment import aligned_words
 from asr.bootstrap import CI_LABEL, percentile_interval
 
 ECE_BINS = 10
@@ -131,8 +132,6 @@ class WordOutcomes:
 def word_outcomes(utterances: Iterable) -> WordOutcomes:
     """The hypothesis words of `asr.scoring.UtteranceScore`s: their alignment marks each word equal,
     substituted or inserted, and `word_confidences` holds one confidence per hypothesis word (or None)."""
-    from asr.scoring import aligned_words  # scoring imports this module for its reports
-
     confidences: list[float] = []
     correct: list[bool] = []
     owners: list[int] = []

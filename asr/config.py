@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from asr.features import FeatureConfig
+from asr.frames import FeatureConfig
 from asr.text import DEFAULT_CHARACTERS, Alphabet, AlphabetError
 
 CELLS = ("lstm", "gru", "rnn", "irnn")

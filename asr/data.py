@@ -20,7 +20,7 @@ import numpy as np
 
 from asr.audio import AudioError, read_audio
 from asr.config import ModelConfig
-from asr.features import FeatureConfig, subsampled_length
+from asr.frames import FeatureConfig, subsampled_length
 from asr.text import Alphabet, ctc_min_frames, normalize_text
 from asr.utils import atomic_write
 

@@ -264,13 +264,3 @@ class GreedyDecoder:
         log_probs = log_softmax(checked_logits(logits, self.alphabet))
         path = log_probs.argmax(axis=-1)
         return transcript_from_path(path, log_probs, self.alphabet, frame_seconds, self.calibration)
-
-
-def make_decoder(alphabet: Alphabet, options: DecodingOptions | None = None) -> Decoder:
-    """The decoder `options` describe (default: greedy), for this alphabet."""
-    options = options or DecodingOptions()
-    if options.decoder == "greedy":
-        return GreedyDecoder(alphabet, options.calibration)
-    from asr import beam_search  # flashlight-text: loaded only for the beam decoders
-
-    return beam_search.make_beam_decoder(alphabet, options)

@@ -27,7 +27,7 @@ class _Transcriber:
     """Ray Data callable class: one model per actor, reused for every block it is given."""
 
     def __init__(self, model_path: str | None, decoding: DecodingOptions, options: TranscribeOptions):
-        from asr.decoding import make_decoder
+        from asr.decoders import make_decoder
         from asr.recognizer import load_model
 
         self.model = load_model(model_path)

@@ -15,9 +15,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+import asr.model  # noqa: F401  (registers the custom layers for safe-mode loading)
+from asr.audio import AudioError
 from asr.backend import keras, tf
 from asr.config import Config, ConfigError, load_config
+from asr.decoders import make_decoder
 from asr.decoding import DecoderError, DecodingOptions
+from asr.transcribe import AudioArray, transcribe
 from asr.utils import atomic_write
 from asr.vad import VadError, VadOptions
 
@@ -58,10 +62,6 @@ class Recognizer:
         `options` (a `TranscribeOptions`) to 20 s windows with the voice activity detector on (the folder's
         vad.yaml settings, if it has one).
         """
-        from asr.audio import AudioError
-        from asr.decoding import make_decoder
-        from asr.transcribe import AudioArray, transcribe
-
         single = not isinstance(audio, list | tuple)
         items = [audio] if single else list(audio)
         if sample_rate is None and any(isinstance(item, np.ndarray) for item in items):
@@ -118,8 +118,6 @@ def load_keras_model(path: str | Path) -> tuple[keras.Model, Config, Path]:
     if keras_file.suffix != ".keras" or not keras_file.is_file():
         raise ModelError(f"{path}: expected a run directory with model.keras, a .keras file, or a SavedModel folder")
     config = _config_beside(keras_file)
-    import asr.model  # noqa: F401  (registers the custom layers for safe-mode loading)
-
     try:
         return keras.saving.load_model(keras_file, safe_mode=True), config, keras_file
     except (ValueError, OSError) as error:

@@ -17,13 +17,14 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 
 import jiwer
 import numpy as np
 
+from asr.alignment import aligned_words
 from asr.bootstrap import DEFAULT_BOOTSTRAP, DEFAULT_SEED, Interval, bootstrap_interval
 from asr.confidence import token_confidences, word_confidence_pairs
 from asr.data import ManifestError, Utterance, iter_jsonl
@@ -326,21 +327,6 @@ def _status(hyp: Hypothesis | None) -> str:
 def counts_arrays(counts: Sequence[Counts]) -> tuple[np.ndarray, np.ndarray]:
     """(errors, reference tokens) per utterance, the inputs of the bootstrap."""
     return np.array([c.errors for c in counts], np.int64), np.array([c.ref for c in counts], np.int64)
-
-
-def aligned_words(chunks: Iterable[dict]) -> Iterator[tuple[str, str | None, str | None]]:
-    """(op, reference word, hypothesis word) per position of an alignment: the one walk over its chunks.
-
-    op is "equal" or "substitute" (both words), "delete" (no hypothesis word) or "insert" (no reference word).
-    """
-    for chunk in chunks:
-        op, ref, hyp = chunk["op"], chunk["ref"], chunk["hyp"]
-        if op in ("equal", "substitute"):
-            yield from ((op, r, h) for r, h in zip(ref, hyp, strict=True))
-        elif op == "delete":
-            yield from ((op, r, None) for r in ref)
-        else:
-            yield from ((op, None, h) for h in hyp)
 
 
 def error_counters(utterances: Iterable[UtteranceScore]) -> tuple[Counter, Counter, Counter]:

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -25,8 +26,10 @@ from tqdm import tqdm
 from asr.audio import AUDIO_EXTENSIONS, AudioError, audio_info, open_audio, resample
 from asr.data import ManifestError, read_manifest
 from asr.decoding import Decoder, Transcript, Word
-from asr.recognizer import Recognizer
 from asr.vad import VadOptions, detect
+
+if TYPE_CHECKING:  # only a type here: asr.recognizer imports this module for Recognizer.transcribe
+    from asr.recognizer import Recognizer
 
 WINDOW_SECONDS = 20.0
 OVERLAP_SECONDS = 2.0

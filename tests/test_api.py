@@ -8,13 +8,26 @@ REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "asr" / "assets" / "default_model" / "model.keras"
 
 
-def test_import_asr_is_enough_for_a_plain_keras_load(tmp_path):
-    # A fresh interpreter, so nothing imported by other tests registers the layers for us.
-    script = ("import asr, keras\n"
+def fresh_python(script: str, cwd: Path) -> subprocess.CompletedProcess:
+    """A fresh interpreter, so that nothing other tests imported (layers, TensorFlow) is loaded already."""
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=cwd,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
+
+
+def test_reading_configs_manifests_and_text_does_not_load_tensorflow(tmp_path):
+    script = ("import sys, asr, asr.config, asr.data, asr.frames, asr.text\n"
+              f"asr.config.load_config({str(REPO / 'configs' / 'default.yaml')!r})\n"
+              "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n")
+    result = fresh_python(script, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_import_asr_model_is_enough_for_a_plain_keras_load(tmp_path):
+    script = ("import asr.model, keras\n"
               f"model = keras.saving.load_model({str(BUNDLED)!r}, safe_mode=True)\n"
               "print(sorted(t.name for t in model.inputs))\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
+    result = fresh_python(script, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "['waveform', 'waveform_lengths']"
 
@@ -78,7 +91,7 @@ def test_the_transcription_core_uses_the_models_vad_settings():
     import dataclasses
 
     import asr
-    from asr.decoding import make_decoder
+    from asr.decoders import make_decoder
     from asr.transcribe import AudioArray, transcribe
 
     model = asr.load_model()

@@ -24,7 +24,8 @@ from asr.confidence import (
     token_confidences,
 )
 from asr.data import Utterance
-from asr.decoding import DecoderError, DecodingOptions, make_decoder
+from asr.decoders import make_decoder
+from asr.decoding import DecoderError, DecodingOptions
 from asr.outputs import OutputWriter, flag_low_confidence
 from asr.recognizer import BUNDLED_MODEL, read_decoding_options
 from asr.report import write_reports

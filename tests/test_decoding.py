@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asr.decoders import make_decoder
 from asr.decoding import (
     DECODERS,
     DecoderError,
@@ -18,7 +19,6 @@ from asr.decoding import (
     greedy_decode,
     greedy_ids,
     log_softmax,
-    make_decoder,
 )
 from asr.lm import build_lm
 from asr.text import Alphabet

@@ -12,7 +12,7 @@ from asr import cli
 from asr.audio import write_audio
 from asr.backend import tf
 from asr.config import load_config
-from asr.decoding import make_decoder
+from asr.decoders import make_decoder
 from asr.export import export, run_tflite
 from asr.outputs import OutputWriter, render_subtitles
 from asr.recognizer import Recognizer, load_model

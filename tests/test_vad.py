@@ -11,7 +11,7 @@ import soundfile as sf
 from scipy.signal import sosfiltfilt
 
 from asr.audio import load_audio, write_audio
-from asr.decoding import make_decoder
+from asr.decoders import make_decoder
 from asr.recognizer import load_model
 from asr.transcribe import TranscribeOptions, pause_cut, read_segments, transcribe
 from asr.vad import VAD_OFF, VadError, VadOptions, band_pass, detect
