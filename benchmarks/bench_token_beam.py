@@ -21,7 +21,7 @@ import numpy as np
 
 from asr.audio import load_audio
 from asr.data import read_manifest
-from asr.decoding import make_decoder
+from asr.decoders import make_decoder
 from asr.recognizer import load_model
 from asr.text import normalize_text
 

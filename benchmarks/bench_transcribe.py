@@ -26,7 +26,8 @@ import numpy as np
 
 from asr.audio import load_audio, write_audio
 from asr.data import read_manifest
-from asr.decoding import DecodingOptions, make_decoder
+from asr.decoders import make_decoder
+from asr.decoding import DecodingOptions
 from asr.lm import build_lm
 from asr.recognizer import load_model
 from asr.transcribe import transcribe

@@ -34,7 +34,7 @@ import numpy as np
 from asr.audio import load_audio, write_audio
 from asr.bootstrap import DEFAULT_SEED, paired_bootstrap
 from asr.data import ManifestError, Utterance, read_manifest
-from asr.decoding import make_decoder
+from asr.decoders import make_decoder
 from asr.recognizer import Recognizer, load_model
 from asr.scoring import score
 from asr.transcribe import TranscribeOptions, transcribe

@@ -22,7 +22,7 @@ import numpy as np
 
 from asr import confidence
 from asr.data import read_manifest
-from asr.decoding import make_decoder
+from asr.decoders import make_decoder
 from asr.recognizer import load_model, write_decoding_options
 from asr.scoring import score
 from asr.transcribe import transcribe

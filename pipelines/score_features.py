@@ -19,7 +19,8 @@ from asr.backend import keras
 from asr.config import load_config
 from asr.data import read_manifest
 from asr.dataset import predict_rows
-from asr.decoding import DecodingOptions, make_decoder
+from asr.decoders import make_decoder
+from asr.decoding import DecodingOptions
 from asr.report import write_reports
 from asr.scoring import score
 

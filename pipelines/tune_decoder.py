@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from asr.data import ManifestError, read_manifest
-from asr.decoding import DEFAULT_UNK_OFFSET, TOKEN_BEAM, VOCABULARIES, DecodingOptions, make_decoder
+from asr.decoders import make_decoder
+from asr.decoding import DEFAULT_UNK_OFFSET, TOKEN_BEAM, VOCABULARIES, DecodingOptions
 from asr.text import Alphabet, normalize_text
 
 DEFAULT_ALPHAS = (0.0, 0.5, 1.0)
