@@ -68,7 +68,8 @@ def _add_prepare(commands) -> None:
                     "eval only unreadable audio and empty text are rejected: a test set keeps every reference, "
                     "and the rows the model cannot emit are kept and counted. Format an4 reads "
                     "the Sphinx layout (etc/an4_SUBSET.transcription and .fileids, with feat/ID.mfc features "
-                    "or wav/ID.wav|.flac|.sph waveforms) or a waveform folder with a transcripts.tsv.")
+                    "or wav/ID.wav|.flac|.sph waveforms) or a waveform folder with a transcripts.tsv. Exit status: 0 "
+                    "all rows kept, 1 some rejected (reported; the manifest holds the rest), 2 nothing written.")
     parser.add_argument("format", choices=sorted(IMPORTERS), help="layout of SOURCE")
     parser.add_argument("source", type=Path, help="corpus folder (or its TSV/metadata file)")
     parser.add_argument("--out", type=Path, required=True, help="manifest to write (JSONL)")
@@ -85,6 +86,8 @@ def _add_prepare(commands) -> None:
                              "(default: %(default)s)")
     parser.add_argument("--workers", type=int, default=8, help="parallel file checks (default 8)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--rejects-ok", action="store_true",
+                        help="exit 0 when some rows were rejected (still reported): for scripts that expect it")
     parser.add_argument("--subset", choices=AN4_SUBSETS,
                         help="an4 only: which list to read, etc/an4_SUBSET.* (default train)")
     parser.add_argument("--an4-form", choices=AN4_FORMS,
@@ -107,7 +110,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
     print(f"{args.out}: {summary.describe()}")
     if summary.rejected:
         print(f"rejected rows with reasons: {rejects}")
-    return EXIT_PARTIAL if summary.rejected else EXIT_OK
+    return EXIT_PARTIAL if summary.rejected and not args.rejects_ok else EXIT_OK
 
 
 def _validation_rules(args: argparse.Namespace):
@@ -142,6 +145,7 @@ def _add_split(commands) -> None:
     parser.add_argument("--seed", type=int, default=0, help="shuffling seed (default 0)")
     parser.add_argument("--dev-speakers", help="comma-separated speakers that make up dev (instead of --dev), "
                                                "e.g. to score two recipes on the same people")
+    parser.add_argument("--test-speakers", help="comma-separated speakers that make up test (instead of --test)")
     parser.add_argument("--by-text", action="store_true",
                         help="keep each sentence (normalised text) in one split instead of each speaker: for one "
                              "reader, e.g. LJ Speech, whose test sentences must be unseen")
@@ -158,15 +162,23 @@ def _run_split(args: argparse.Namespace) -> int:
     except ManifestError as error:
         raise UsageError(error) from None
     prefix = args.out_prefix or args.manifest.with_suffix("")
-    if args.dev_speakers:
-        dev_speakers = set(args.dev_speakers.split(","))
-        missing = dev_speakers - {r.speaker for r in rows}
-        if missing:
-            raise UsageError(f"--dev-speakers: not in {args.manifest}: {', '.join(sorted(missing))}")
-        others = [r for r in rows if r.speaker not in dev_speakers]
-        splits = speaker_disjoint_split(others, {"train": 1 - args.test, "test": args.test}, args.seed)
-        splits = {"train": splits["train"], "dev": [r for r in rows if r.speaker in dev_speakers],
-                  "test": splits["test"]}
+    fixed = {name: set(value.split(",")) for name, value in (("dev", args.dev_speakers), ("test", args.test_speakers))
+             if value}
+    if fixed:
+        for name, speakers in fixed.items():
+            missing = speakers - {r.speaker for r in rows}
+            if missing:
+                raise UsageError(f"--{name}-speakers: not in {args.manifest}: {', '.join(sorted(missing))}")
+        shared = fixed.get("dev", set()) & fixed.get("test", set())
+        if shared:
+            raise UsageError(f"--dev-speakers and --test-speakers share {', '.join(sorted(shared))}")
+        chosen = set().union(*fixed.values())
+        drawn = {name: share for name, share in (("dev", args.dev), ("test", args.test)) if name not in fixed}
+        others = [r for r in rows if r.speaker not in chosen]
+        splits = speaker_disjoint_split(others, {"train": 1 - sum(drawn.values()), **drawn}, args.seed)
+        for name, speakers in fixed.items():
+            splits[name] = [r for r in rows if r.speaker in speakers]
+        splits = {name: splits[name] for name in ("train", "dev", "test")}
     elif args.by_text:
         from dataclasses import replace
 
@@ -193,7 +205,8 @@ def _add_train(commands) -> None:
         "train", help="train a BiLSTM-CTC model from a YAML config",
         description="Train the acoustic model. RUN_DIR receives the resolved config, alphabet, atomic "
                     "checkpoints (best and last), log.csv, TensorBoard logs and the final model.keras. "
-                    "Ctrl-C (or SIGTERM) saves a checkpoint; --resume continues from it.")
+                    "Ctrl-C (or SIGTERM) saves a checkpoint; --resume continues from it, and so does re-running the "
+                    "same command (same --config and overrides) on the same --out.")
     parser.add_argument("--config", type=Path, help="YAML config (see configs/); not with --resume")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -211,7 +224,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from asr.config import ConfigError
     from asr.data import ManifestError
     from asr.dataset import PipelineError
-    from asr.train import TrainingError, load_run_config, train
+    from asr.train import TrainingError, continues_run, load_run_config, train
 
     if args.out is None:
         if args.config is None:
@@ -219,6 +232,10 @@ def _run_train(args: argparse.Namespace) -> int:
         args.out = Path("runs") / args.config.stem
     try:
         config = load_run_config(args.out, args.config, args.overrides, args.resume, args.epochs)
+        if not args.resume and continues_run(args.out, config):
+            print(f"asr train: {args.out} holds an interrupted run of this config: continuing it (as --resume)",
+                  file=sys.stderr)
+            args.resume = True
         state = train(config, args.out, resume=args.resume, verbose=0 if args.quiet else 1,
                       checkpoint_every=args.checkpoint_every).state
     except (ConfigError, ManifestError, PipelineError, TrainingError) as error:

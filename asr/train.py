@@ -253,6 +253,32 @@ def load_run_config(run_dir: Path, config_path: Path | None, overrides: list[str
     return load_config(config_path, overrides)
 
 
+def continues_run(run_dir: Path, config: Config) -> bool:
+    """Whether starting `config` in `run_dir` is continuing the run already there: True when it holds a
+    checkpoint of this same config (a re-run of the command that was cut off), False when it holds no run;
+    ConfigError when it holds a run of another config (naming the settings that differ)."""
+    if not (run_dir / CHECKPOINTS / "state.json").exists():
+        return False
+    saved = _flat(load_config(run_dir / "config.yaml").to_dict())
+    wanted = _flat(config.to_dict())
+    changed = [f"{key}: {saved.get(key)!r} -> {wanted.get(key)!r}" for key in sorted(saved.keys() | wanted.keys())
+               if saved.get(key) != wanted.get(key)]
+    if changed:
+        raise ConfigError(f"{run_dir} already holds a run of another config ({'; '.join(changed)}); pass --resume "
+                          "to continue it as it was, or choose another --out")
+    return True
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def extend_run(run_dir: Path, epochs: int) -> None:
     """Raise a run's epoch budget to `epochs` in total, re-opening it if it had finished or stopped early.
 

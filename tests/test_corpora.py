@@ -796,6 +796,9 @@ def test_cli_prepare_with_rejects_exits_1_and_reports_them(tmp_path):
     assert str(rejects) in result.stdout
     assert "does not exist" in result.stdout and "empty text" in result.stdout
     assert len(read_rejects(rejects)) == 2
+    accepted = run_asr("prepare", "tsv", str(src), "--out", str(out), "--rejects", str(rejects), "--quiet",
+                       "--sample-rate", "16000", "--subsampling", "2", "--rejects-ok")
+    assert accepted.returncode == 0 and "rejected 2" in accepted.stdout  # still reported, not a failure
 
 
 def test_cli_prepare_missing_source_exits_2_with_one_line(tmp_path):
@@ -832,6 +835,24 @@ def test_cli_split_writes_three_speaker_disjoint_manifests(tmp_path):
     assert len(speakers["train"]) == 8
     assert all(Path(r.audio_filepath).is_file() for part in parts.values() for r in part)
     assert result.stdout.count("utterances") == 3
+
+
+def test_cli_split_fixes_test_speakers_and_draws_dev_from_the_rest(tmp_path):
+    rows = [Utterance(str(tmp_path / f"{s}_{u}.wav"), 1.0, "words", speaker=f"spk{s}") for s in range(10)
+            for u in range(2)]
+    manifest = tmp_path / "all.jsonl"
+    write_manifest(manifest, rows)
+
+    result = run_asr("split", str(manifest), "--test-speakers", "spk3,spk7", "--dev", "0.1")
+
+    assert result.returncode == 0, result.stderr
+    speakers = {name: {r.speaker for r in read_manifest(tmp_path / f"all.{name}.jsonl")}
+                for name in ("train", "dev", "test")}
+    assert speakers["test"] == {"spk3", "spk7"}
+    assert len(speakers["dev"]) == 1 and not speakers["dev"] & (speakers["train"] | speakers["test"])
+    assert len(speakers["train"]) == 7
+    clash = run_asr("split", str(manifest), "--test-speakers", "spk3", "--dev-speakers", "spk3,spk4")
+    assert clash.returncode == 2 and "share spk3" in clash.stderr
 
 
 def test_cli_split_by_text_keeps_each_sentence_of_one_reader_in_one_split(tmp_path):

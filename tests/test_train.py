@@ -283,3 +283,15 @@ def test_starting_from_an_incompatible_model_names_the_difference(trained_run, t
         copy_weights_from(trained_run, build_network(config), config)
     with pytest.raises(ConfigError, match="model not found"):
         copy_weights_from(tmp_path / "missing", build_network(config), config)
+
+
+def test_starting_the_same_config_on_its_run_folder_continues_it_and_another_config_is_refused(
+        trained_run, tmp_path):
+    from asr.train import continues_run
+
+    saved = load_config(trained_run / "config.yaml")
+    assert continues_run(trained_run, saved)  # a re-run of the command that made it
+    assert not continues_run(tmp_path / "empty", saved)
+    wider = load_config(trained_run / "config.yaml", ["model.units=96", "train.epochs=13"])
+    with pytest.raises(ConfigError, match=r"model\.units: 64 -> 96; train\.epochs: 12 -> 13"):
+        continues_run(trained_run, wider)
