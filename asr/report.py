@@ -322,6 +322,18 @@ def _utterance_table(utterances: list[UtteranceScore]) -> str:
 
 # ---- writing and the command line ------------------------------------------------------------------------
 
+SPEED_FILE = "speed.json"
+
+
+def write_speed(report_dir: str | Path, audio_seconds: float, wall_seconds: float, threads: int) -> None:
+    """How fast a system decoded a report's audio (speed.json beside report.json): × real time, threads used."""
+    speed = {"audio_seconds": round(audio_seconds, 2), "wall_seconds": round(wall_seconds, 2), "threads": threads,
+             "times_real_time": round(audio_seconds / max(wall_seconds, 1e-9), 2)}
+    with atomic_write(Path(report_dir) / SPEED_FILE) as handle:
+        json.dump(speed, handle, indent=1)
+        handle.write("\n")
+
+
 def write_reports(result: ScoreResult, report_dir: str | Path,
                   compare_with: Comparison | str | Path | None = None) -> dict[str, Path]:
     """Write report.json, report.md and report.html atomically; `compare_with` is a Comparison or the

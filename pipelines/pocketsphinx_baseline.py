@@ -21,7 +21,7 @@ import numpy as np
 
 from asr.audio import AudioError, load_audio
 from asr.data import read_manifest
-from asr.report import write_reports
+from asr.report import write_reports, write_speed
 from asr.scoring import score
 from asr.utils import atomic_write
 
@@ -62,6 +62,7 @@ def main() -> int:
                           for h in hypotheses)
     result = score(rows, hypotheses, ref_path=str(args.manifest), hyp_path="pocketsphinx en-us")
     write_reports(result, args.report)
+    write_speed(args.report, audio_seconds, wall, threads=1)
     print(f"pocketsphinx on {args.manifest}: WER {result.wer:.2%} CER {result.cer:.2%}, "
           f"{audio_seconds:.0f} s of audio in {wall:.1f} s (RTF {wall / max(audio_seconds, 1e-9):.3f})")
     return 0

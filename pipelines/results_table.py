@@ -6,7 +6,7 @@ Expects REPORTS/<corpus>/greedy/report.json and REPORTS/<corpus>/beam_lm/report.
 recipes/default/run.sh writes them) and, for each --baseline, DIR/<corpus>/report.json (NAME defaults to the
 folder's name: pocketsphinx, whisper-tiny.en, ...). Prints one Markdown row per corpus: utterances, WER and CER
 with 95% bootstrap intervals for greedy decoding and with the shipped LM, and each peer's WER on the same
-files ("—" where a peer was not run on that split).
+files ("—" where a peer was not run on that split), with its speed (× real time, from its speed.json).
 """
 
 from __future__ import annotations
@@ -19,6 +19,16 @@ from pathlib import Path
 
 def _summary(path: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))["summary"] if path.is_file() else None
+
+
+def _peer(folder: Path) -> str:
+    """A peer's WER on a split, with its speed (× real time) when its speed.json is there."""
+    summary = _summary(folder / "report.json")
+    if summary is None:
+        return "—"
+    speed = folder / "speed.json"
+    pace = f" ({json.loads(speed.read_text(encoding='utf-8'))['times_real_time']:.0f}× RT)" if speed.is_file() else ""
+    return f"{summary['wer']:.1%}{pace}"
 
 
 def _rate(summary: dict | None, key: str) -> str:
@@ -42,10 +52,9 @@ def table(reports: Path, corpora: list[str], baselines: list[tuple[str, Path]] |
     for corpus in corpora:
         greedy = _summary(reports / corpus / "greedy" / "report.json")
         with_lm = _summary(reports / corpus / "beam_lm" / "report.json")
-        peers = [_summary(folder / corpus / "report.json") for _, folder in baselines]
         count = (greedy or with_lm or {}).get("utterances", 0)
         rows.append([corpus, str(count), _rate(greedy, "wer"), _rate(with_lm, "wer"), _rate(greedy, "cer"),
-                     _rate(with_lm, "cer"), *("—" if peer is None else f"{peer['wer']:.1%}" for peer in peers)])
+                     _rate(with_lm, "cer"), *(_peer(folder / corpus) for _, folder in baselines)])
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 

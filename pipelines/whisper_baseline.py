@@ -28,7 +28,7 @@ from types import ModuleType
 
 from asr.audio import AudioError, load_audio
 from asr.data import read_manifest
-from asr.report import write_reports
+from asr.report import write_reports, write_speed
 from asr.scoring import score
 from asr.text import normalize_text
 from asr.utils import atomic_write
@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, required=True)
     parser.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL)
     parser.add_argument("--beam-size", type=int, default=DEFAULT_BEAM_SIZE)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: all)")
     args = parser.parse_args(argv)
     try:
         from faster_whisper import WhisperModel
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: Whisper {args.model} weights: {error}", file=sys.stderr)
         return 2
     model = WhisperModel(str(folder), device="cpu", compute_type="int8", local_files_only=True,
-                         cpu_threads=os.cpu_count() or 1)
+                         cpu_threads=args.threads)
     rows = read_manifest(args.manifest)
     hypotheses, audio_seconds = [], 0.0
     start = time.perf_counter()
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     system = f"faster-whisper {args.model} int8 (beam {args.beam_size})"
     result = score(rows, hypotheses, ref_path=str(args.manifest), hyp_path=system)
     write_reports(result, args.report)
+    write_speed(args.report, audio_seconds, wall, args.threads)
     rtf = wall / max(audio_seconds, 1e-9)
     print(f"whisper {args.model} on {args.manifest}: WER {_pct(result.wer)} CER {_pct(result.cer)}, "
           f"{audio_seconds:.0f} s of audio in {wall:.1f} s (RTF {rtf:.3f}, {1 / max(rtf, 1e-9):.1f}x real time)")

@@ -115,10 +115,11 @@ def test_results_table_reads_greedy_lm_and_baseline_reports(tmp_path):
     report(tmp_path / "runs" / "fsdd" / "beam_lm", 0.04, 0.03)
     report(tmp_path / "ps" / "fsdd", 0.748, 0.6)
     report(tmp_path / "whisper" / "an4", 0.089, 0.05)
+    (tmp_path / "whisper" / "an4" / "speed.json").write_text(json.dumps({"times_real_time": 12.4}))
     printed = run_script("results_table.py", tmp_path / "runs", "--baseline", tmp_path / "ps",
                          f"whisper-tiny.en={tmp_path / 'whisper'}", "--corpora", "fsdd", "an4")
     rows = printed.splitlines()
     assert rows[0].endswith("| ps WER | whisper-tiny.en WER |")
     assert rows[2] == ("| fsdd | 7 | 10.0% (9.0%–12.0%) | 4.0% (3.0%–6.0%) | 5.0% (4.0%–6.0%) | 3.0% (2.0%–4.0%) "
                        "| 74.8% | — |")
-    assert rows[3] == "| an4 | 0 | — | — | — | — | — | 8.9% |"
+    assert rows[3] == "| an4 | 0 | — | — | — | — | — | 8.9% (12× RT) |"

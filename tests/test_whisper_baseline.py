@@ -93,6 +93,9 @@ def transcribe_sentence(whisper, folder: Path, model: str) -> tuple[dict, list[d
     assert "error" in rows[1] and "text" not in rows[1]  # recorded, and the run went on
     summary = json.loads((report / "report.json").read_text())["summary"]
     assert summary["utterances"] == 2 and summary["failed"] == 1
+    speed = json.loads((report / "speed.json").read_text())
+    assert speed["times_real_time"] == pytest.approx(speed["audio_seconds"] / speed["wall_seconds"], rel=0.05)
+    assert 0 < speed["audio_seconds"] < 10  # the readable file's few seconds only
     return summary, rows
 
 
