@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-KOKORO_BLENDS = 24  # kokoro's default voices: blend00 .. blend23
+KOKORO_BLENDS = 24  # kokoro's default (training) voices: blend00 .. blend23
+KOKORO_NAMES = 100  # blend00 .. blend99 can be asked for: the recipe keeps blend90 .. blend99 for testing
 KOKORO_SAMPLE_RATE = 24000
 PIPER_VOICES = ("joe",)
 HIBARI_VOICES = ("heart",)  # the one voice inside the package
@@ -42,7 +43,11 @@ def _require(module: str, package: str):
 
 
 def kokoro_voices() -> set[str]:
-    return {f"blend{number:02d}" for number in range(KOKORO_BLENDS)}
+    return {f"blend{number:02d}" for number in range(KOKORO_NAMES)}
+
+
+def kokoro_default_voices() -> tuple[str, ...]:
+    return tuple(f"blend{number:02d}" for number in range(KOKORO_BLENDS))
 
 
 def blend_weights(voice: str, styles: int) -> np.ndarray:

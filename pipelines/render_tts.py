@@ -150,7 +150,7 @@ ENGINES = {
     "pico": Engine("pico2wave", "libttspico-utils (Debian non-free)", PICO_VOICES, pico_voices, pico_command),
     "rhvoice": Engine("RHVoice-test", "rhvoice rhvoice-english (Debian non-free)", RHVOICE_VOICES, rhvoice_voices,
                       rhvoice_command),
-    "kokoro": Engine(None, "pip install -e '.[tts]'", tuple(sorted(neural_tts.kokoro_voices())),
+    "kokoro": Engine(None, "pip install -e '.[tts]'", neural_tts.kokoro_default_voices(),
                      neural_tts.kokoro_voices, synthesize=neural_tts.kokoro_speak),
     "piper": Engine(None, "pip install -e '.[tts]'", neural_tts.PIPER_VOICES, lambda: set(neural_tts.PIPER_VOICES),
                     synthesize=neural_tts.piper_speak),

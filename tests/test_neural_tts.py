@@ -65,6 +65,7 @@ def test_kokoro_blends_are_fixed_by_name_and_differ_from_each_other(neural_tts):
     assert first.shape == (5,) and first.sum() == pytest.approx(1.0) and (first >= 0).all()
     np.testing.assert_array_equal(first, neural_tts.blend_weights("blend07", 5))
     assert np.abs(first - neural_tts.blend_weights("blend08", 5)).max() > 0.05
+    assert neural_tts.kokoro_default_voices()[-1] == "blend23" and "blend99" in neural_tts.kokoro_voices()
     with pytest.raises(neural_tts.NeuralVoiceError, match="blend00"):
         neural_tts.blend_weights("af_heart", 5)
 
