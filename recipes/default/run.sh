@@ -192,16 +192,20 @@ fi
 
 if run_stage 9 peers; then
   # pocketsphinx and Whisper (tiny.en on every split, base on the sentence splits: it is ~3x slower) on the same
-  # files; WER beside ours and their speed (x real time, speed.json) in reports/default/results.md.
+  # files; WER beside ours and their speed (x real time, speed.json) in reports/default/results.md. A report
+  # already there is kept (the peers do not change): delete reports/<peer>/ to measure again.
+  peer() {  # SCRIPT NAME CORPUS [ARGS...]
+    local script=$1 name=$2 corpus=$3
+    shift 3
+    [ -f "reports/$name/$corpus/report.json" ] || "$PY" "pipelines/$script" --manifest "$DATA/$corpus.test.jsonl" \
+        --report "reports/$name/$corpus" "$@"
+  }
   for corpus in $CORPORA; do
-    "$PY" pipelines/pocketsphinx_baseline.py --manifest "$DATA/$corpus.test.jsonl" \
-        --report "reports/pocketsphinx/$corpus"
-    "$PY" pipelines/whisper_baseline.py --manifest "$DATA/$corpus.test.jsonl" --model tiny.en \
-        --report "reports/whisper-tiny.en/$corpus"
+    peer pocketsphinx_baseline.py pocketsphinx "$corpus"
+    peer whisper_baseline.py whisper-tiny.en "$corpus" --model tiny.en
   done
   for corpus in asterisk flite flite_prose kokoro_unseen ljspeech ljspeech_phone; do
-    "$PY" pipelines/whisper_baseline.py --manifest "$DATA/$corpus.test.jsonl" --model base \
-        --report "reports/whisper-base/$corpus"
+    peer whisper_baseline.py whisper-base "$corpus" --model base
   done
   # shellcheck disable=SC2086  # the corpora are words
   "$PY" pipelines/results_table.py reports/default --baseline pocketsphinx=reports/pocketsphinx \
