@@ -22,16 +22,7 @@
 # fortunes fortunes-min (Debian non-free for rhvoice).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-stage=1
-stop_stage=100
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    *) echo "usage: $0 [--stage N] [--stop-stage M]" >&2; exit 2 ;;
-  esac
-done
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && echo "== stage $1: $2"; }
+. recipes/stages.sh "$@"  # --stage N --stop-stage M, run_stage
 
 BIN=${BIN:-.venv/bin}
 PY="$BIN/python"
