@@ -17,7 +17,7 @@
 #   6  tune:      decoder vocabulary, alpha and beta on dev; confidence calibration
 #   7  bundle:    copy the model folder into asr/assets/default_model
 #   8  evaluate:  every test split, greedy and with the LM, into reports/default/ (rebuilt, not committed)
-#   9  peers:     pocketsphinx and Whisper tiny.en / base on the same files (pipelines/baselines.sh)
+#   9  peers:     pocketsphinx and Whisper tiny.en / base on the same files (recipes/baselines/run.sh)
 # Needs: make install system-deps; pip install -e '.[tts,baselines]'; apt-get install rhvoice rhvoice-english
 # fortunes fortunes-min (Debian non-free for rhvoice).
 set -euo pipefail
@@ -177,7 +177,7 @@ if run_stage 8 evaluate; then
 fi
 
 if run_stage 9 peers; then
-  CORPORA="$CORPORA" bash pipelines/baselines.sh
+  CORPORA="$CORPORA" bash recipes/baselines/run.sh
   # shellcheck disable=SC2086  # the corpora are words
   "$PY" pipelines/results_table.py reports/default --baseline pocketsphinx=reports/pocketsphinx \
       whisper-tiny.en=reports/whisper-tiny.en whisper-base=reports/whisper-base --corpora $CORPORA \
