@@ -9,6 +9,7 @@ COPY pyproject.toml README.md ./
 COPY asr ./asr
 COPY configs ./configs
 COPY pipelines ./pipelines
+COPY recipes ./recipes
 RUN pip install ".${EXTRAS:+[$EXTRAS]}"
 ENTRYPOINT ["asr"]
 CMD ["--help"]

@@ -2,6 +2,7 @@
 
     python pipelines/ablation.py --config configs/tiny.yaml --out runs/ablation [--epochs 20] [key=value ...]
     python pipelines/ablation.py --config C --out OUT --variant "name: key=value key=value" [--variant ...]
+    bash recipes/ablation/run.sh      # the FSDD data and the cell/subsampling sweep of BENCHMARKS.md, in stages
 
 Cells: LSTM, GRU, tanh RNN and IRNN (ReLU, identity recurrence; Le et al. 2015) at an equal parameter budget
 (each cell's width is chosen so the whole network is as close as possible to the LSTM's parameter count);
