@@ -19,6 +19,7 @@ from asr.ctc_trainer import CTCTrainer
 from asr.data import Utterance
 from asr.dataset import make_dataset, predict_rows
 from asr.decoding import greedy_decode
+from asr.model_folder import BEST_WEIGHTS_NAME, LAST_WEIGHTS_NAME, STATE_NAME
 from asr.utils import atomic_path, atomic_write
 
 
@@ -61,7 +62,7 @@ class RunCheckpoint(keras.callbacks.Callback):
                 self.state.best_wer, self.state.best_cer = score
                 self.state.best_epoch = epoch + 1
                 self.state.epochs_without_improvement = 0
-                _atomic_weights(self.model.network, self.folder / "best.weights.h5")
+                _atomic_weights(self.model.network, self.folder / BEST_WEIGHTS_NAME)
             else:
                 self.state.epochs_without_improvement += 1
             patience = self.config.train.early_stopping_patience
@@ -71,11 +72,11 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.save()
 
     def save(self) -> None:
-        _atomic_weights(self.model, self.folder / "last.weights.h5")
+        _atomic_weights(self.model, self.folder / LAST_WEIGHTS_NAME)
         self.save_state()
 
     def save_state(self) -> None:
-        with atomic_write(self.folder / "state.json") as handle:
+        with atomic_write(self.folder / STATE_NAME) as handle:
             json.dump(vars(self.state), handle, indent=2)
 
 

@@ -224,6 +224,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from asr.config import ConfigError
     from asr.data import ManifestError
     from asr.dataset import PipelineError
+    from asr.model_folder import model_file
     from asr.train import TrainingError, continues_run, load_run_config, train
 
     if args.out is None:
@@ -242,7 +243,7 @@ def _run_train(args: argparse.Namespace) -> int:
         raise UsageError(error) from None
     best = f", best dev WER {state.best_wer:.2%} at epoch {state.best_epoch}" if state.best_wer is not None else ""
     reason = f" ({state.stop_reason})" if state.stop_reason else ""
-    print(f"{args.out}: trained {state.epoch} epochs{best}{reason}; model: {args.out / 'model.keras'}")
+    print(f"{args.out}: trained {state.epoch} epochs{best}{reason}; model: {model_file(args.out)}")
     return EXIT_OK
 
 

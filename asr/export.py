@@ -3,7 +3,9 @@
 SavedModel signatures:
   serving_default(waveform float32 [B, N] in [-1, 1], waveform_lengths int32 [B]) -> logits, output_lengths
   serve_int16(pcm16 int16 [B, N], waveform_lengths int32 [B])                  -> logits, output_lengths
-`config.yaml` and `alphabet.json` are copied beside `saved_model.pb`, so `asr transcribe --model` reads it.
+`config.yaml` and `alphabet.json` are written beside `saved_model.pb`, so `asr transcribe --model` reads it.
+Export needs the network and its config only: a folder's decoding.yaml, vad.yaml and LM are not read (a
+folder whose LM is missing exports all the same).
 TFLite: batch fixed at 1 (the converter's condition for a BiLSTM), any length, built-in ops only:
   waveform float32 [1, N] -> logits [1, T, C]
 """
@@ -19,7 +21,8 @@ import numpy as np
 from asr.backend import keras, tf
 from asr.config import Config
 from asr.model import build_inference_model
-from asr.recognizer import CONFIG_NAME, Recognizer, load_model
+from asr.model_folder import is_savedmodel, model_source, write_config
+from asr.recognizer import load_keras_model
 from asr.utils import atomic_path, atomic_write
 
 EXPORT_FORMATS = ("savedmodel", "tflite")
@@ -33,14 +36,13 @@ class ExportError(ValueError):
 def export(model_path: str | Path | None, fmt: str, out: str | Path) -> Path:
     if fmt not in EXPORT_FORMATS:
         raise ExportError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
-    recognizer = load_model(model_path)
-    keras_model = recognizer.keras_model
-    if keras_model is None:
-        raise ExportError(f"{recognizer.source}: export starts from a .keras model (a run directory), "
+    path = model_source(model_path)
+    if is_savedmodel(path):
+        raise ExportError(f"{path}: export starts from a .keras model (a run directory), "
                           "not from an already exported one")
+    keras_model, config, _ = load_keras_model(path, waveform_input=True)
     out = Path(out)
-    return export_savedmodel(keras_model, recognizer, out) if fmt == "savedmodel" \
-        else export_tflite(keras_model, out)
+    return export_savedmodel(keras_model, config, out) if fmt == "savedmodel" else export_tflite(keras_model, out)
 
 
 class _Serving(tf.Module):
@@ -60,7 +62,7 @@ class _Serving(tf.Module):
         return self.serve(tf.cast(pcm16, tf.float32) * INT16_SCALE, waveform_lengths)
 
 
-def export_savedmodel(model: keras.Model, recognizer: Recognizer, out: Path) -> Path:
+def export_savedmodel(model: keras.Model, config: Config, out: Path) -> Path:
     if out.exists():
         raise ExportError(f"{out}: already exists; choose a new --out")
     module = _Serving(model)
@@ -69,8 +71,7 @@ def export_savedmodel(model: keras.Model, recognizer: Recognizer, out: Path) -> 
     try:
         tf.saved_model.save(module, str(staging), signatures={"serving_default": module.serve,
                                                                "serve_int16": module.serve_int16})
-        shutil.copy(recognizer.source.parent / CONFIG_NAME, staging / CONFIG_NAME)
-        recognizer.config.alphabet().save(staging / "alphabet.json")
+        write_config(staging, config)
         staging.rename(out)  # the folder appears whole or not at all
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

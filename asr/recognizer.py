@@ -5,6 +5,7 @@ an exported SavedModel folder (`asr export --format savedmodel`), or nothing: th
 A published model folder may also hold `decoding.yaml`: its default decoding options (e.g. beam search with
 the LM shipped beside it, α/β tuned on dev), and `vad.yaml`: its voice-activity settings (how much audio
 around speech its model wants); `asr transcribe`/`asr evaluate` use them unless told otherwise.
+`asr.model_folder` finds and reads those files; this module loads the network (Keras, TensorFlow) from them.
 """
 
 from __future__ import annotations
@@ -13,26 +14,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 import asr.model  # noqa: F401  (registers the custom layers for safe-mode loading)
 from asr.audio import AudioError
 from asr.backend import keras, tf
-from asr.config import Config, ConfigError, load_config
+from asr.config import Config
 from asr.decoders import make_decoder
-from asr.decoding import DecoderError, DecodingOptions
+from asr.decoding import DecodingOptions
+from asr.model_folder import (  # noqa: F401  (BUNDLED_MODEL .. write_decoding_options: re-exported, as before)
+    BUNDLED_MODEL,
+    CONFIG_NAME,
+    DECODING_NAME,
+    SAVED_MODEL_NAME,
+    VAD_NAME,
+    ModelError,
+    config_beside,
+    is_savedmodel,
+    locate,
+    model_source,
+    read_config,
+    read_decoding_options,
+    read_vad_options,
+    write_decoding_options,
+)
 from asr.transcribe import AudioArray, transcribe
-from asr.utils import atomic_write
-from asr.vad import VadError, VadOptions
-
-BUNDLED_MODEL = Path(__file__).parent / "assets" / "default_model"
-CONFIG_NAME = "config.yaml"
-DECODING_NAME = "decoding.yaml"
-VAD_NAME = "vad.yaml"  # the folder's voice-activity settings, e.g. how much audio its model wants around speech
-
-
-class ModelError(ValueError):
-    pass
+from asr.vad import VadOptions
 
 
 @dataclass
@@ -43,6 +49,11 @@ class Recognizer:
     keras_model: keras.Model | None = None  # None for an exported SavedModel
     decoding: DecodingOptions = field(default_factory=DecodingOptions)  # the folder's decoding.yaml, if any
     vad: VadOptions = field(default_factory=VadOptions)  # the folder's vad.yaml, if any
+
+    @property
+    def folder(self) -> Path:
+        """The model folder: where its decoding.yaml and vad.yaml are (beside a bare .keras file)."""
+        return self.source if self.source.is_dir() else self.source.parent
 
     @property
     def sample_rate(self) -> int:
@@ -88,17 +99,10 @@ class Recognizer:
 
 def load_model(path: str | Path | None = None) -> Recognizer:
     """A model folder, .keras file or SavedModel ready to transcribe (None: the bundled default model)."""
-    if path is None:
-        if not (BUNDLED_MODEL / "model.keras").exists():
-            raise ModelError("no bundled default model in this installation; pass --model RUN_DIR (a folder "
-                             "from `asr train`) or an exported model")
-        path = BUNDLED_MODEL
-    path = Path(path)
-    if (path / "saved_model.pb").exists():
+    path = model_source(path)
+    if is_savedmodel(path):
         return _load_savedmodel(path)
-    model, config, keras_file = load_keras_model(path)
-    if "waveform" not in {t.name for t in model.inputs}:
-        raise ModelError(f"{keras_file}: takes precomputed features, not audio; transcribe needs a waveform model")
+    model, config, keras_file = load_keras_model(path, waveform_input=True)
 
     @tf.function(reduce_retracing=True)
     def call(waveforms, lengths):
@@ -109,23 +113,26 @@ def load_model(path: str | Path | None = None) -> Recognizer:
                       read_vad_options(keras_file.parent))
 
 
-def load_keras_model(path: str | Path) -> tuple[keras.Model, Config, Path]:
-    """A run directory's (or a .keras file's) model, safe-mode loaded, with the config beside it."""
-    path = Path(path)
-    if not path.exists():
-        raise ModelError(f"{path}: model not found")
-    keras_file = path / "model.keras" if path.is_dir() else path
-    if keras_file.suffix != ".keras" or not keras_file.is_file():
-        raise ModelError(f"{path}: expected a run directory with model.keras, a .keras file, or a SavedModel folder")
-    config = _config_beside(keras_file)
+def load_keras_model(path: str | Path, waveform_input: bool = False) -> tuple[keras.Model, Config, Path]:
+    """A run directory's (or a .keras file's) model, safe-mode loaded, with the config beside it: the network
+    alone, without the folder's decoding or VAD settings (export, init_from and the pipelines need no more).
+
+    `waveform_input`: refuse a model that reads precomputed features (transcribing and exporting need audio in).
+    """
+    keras_file, config_path = locate(path)
+    config = read_config(config_path)
     try:
-        return keras.saving.load_model(keras_file, safe_mode=True), config, keras_file
+        model = keras.saving.load_model(keras_file, safe_mode=True)
     except (ValueError, OSError) as error:
         raise ModelError(f"{keras_file}: cannot load model ({error})") from None
+    if waveform_input and "waveform" not in {t.name for t in model.inputs}:
+        raise ModelError(f"{keras_file}: takes precomputed features, not audio; transcribing and exporting need "
+                         "a waveform model")
+    return model, config, keras_file
 
 
 def _load_savedmodel(path: Path) -> Recognizer:
-    config = _config_beside(path / "saved_model.pb")
+    config = read_config(config_beside(path / SAVED_MODEL_NAME))
     loaded = tf.saved_model.load(str(path))
     signature = loaded.signatures["serving_default"]
 
@@ -134,70 +141,3 @@ def _load_savedmodel(path: Path) -> Recognizer:
         return outputs["logits"], outputs["output_lengths"]
 
     return Recognizer(config, path, call, decoding=read_decoding_options(path), vad=read_vad_options(path))
-
-
-def _config_beside(model_file: Path) -> Config:
-    config_path = model_file.parent / CONFIG_NAME
-    if not config_path.exists():
-        raise ModelError(f"{model_file}: no {CONFIG_NAME} beside it (it records the alphabet and front end)")
-    try:
-        return load_config(config_path)
-    except ConfigError as error:
-        raise ModelError(f"{config_path}: {error}") from None
-
-
-def _folder_settings(path: Path) -> dict | None:
-    """A model folder's settings file as a mapping, None when the folder has none; errors name the file."""
-    if not path.is_file():
-        return None
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ModelError(f"{path}: not valid YAML ({error})") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{path}: expected a mapping of settings")
-    return data
-
-
-def read_decoding_options(folder: Path) -> DecodingOptions:
-    """The folder's decoding.yaml (an LM path in it is relative to the folder), or greedy when there is none."""
-    path = folder / DECODING_NAME
-    data = _folder_settings(path)
-    if data is None:
-        return DecodingOptions()
-    if data.get("lm_path") is not None:
-        lm_path = folder / data["lm_path"]
-        if not lm_path.is_file():
-            raise ModelError(f"{path}: lm_path {data['lm_path']!r} does not exist in {folder}")
-        data["lm_path"] = str(lm_path)
-    try:
-        return DecodingOptions.from_dict(data, str(path))
-    except DecoderError as error:
-        raise ModelError(str(error)) from None
-
-
-def read_vad_options(folder: Path) -> VadOptions:
-    """The folder's vad.yaml (any `VadOptions` fields), or the defaults when there is none."""
-    path = folder / VAD_NAME
-    data = _folder_settings(path)
-    if data is None:
-        return VadOptions()
-    if data.get("method") is False:  # YAML 1.1 reads an unquoted `off` as false
-        data["method"] = "off"
-    try:
-        return VadOptions(**data)
-    except (TypeError, VadError) as error:  # TypeError: a field VadOptions does not have
-        raise ModelError(f"{path}: {error}") from None
-
-
-def write_decoding_options(folder: Path, options: DecodingOptions) -> Path:
-    """Store `options` as the folder's defaults; an LM must lie in the folder and is stored by its name."""
-    data = options.to_dict()
-    if options.lm_path is not None:
-        lm_path = Path(options.lm_path)
-        if lm_path.resolve().parent != folder.resolve():
-            raise ModelError(f"{lm_path}: copy the LM into {folder} first, so the folder is self-contained")
-        data["lm_path"] = lm_path.name
-    with atomic_write(folder / DECODING_NAME) as handle:
-        yaml.safe_dump(data, handle, sort_keys=False)
-    return folder / DECODING_NAME

@@ -1,6 +1,6 @@
 """Training with CTC, top to bottom: read the data, build the network and optimiser, `fit` with callbacks
 (`asr.callbacks`), keep the best weights, save the model. The loss lives in `asr.ctc_trainer`, the schedule in
-`asr.optim`, the final save in `asr.export`.
+`asr.optim`, the final save in `asr.export`, the run directory's file names in `asr.model_folder`.
 
 A run directory holds everything needed to resume or to use the result:
   config.yaml, alphabet.json      the resolved config and the output alphabet
@@ -33,13 +33,24 @@ from asr.dataset import make_dataset, steps_per_epoch
 from asr.export import save_keras_model
 from asr.features import subsampled_length
 from asr.model import acoustic_network, build_network, cudnn_violations
+from asr.model_folder import (
+    BEST_WEIGHTS_NAME,
+    CHECKPOINTS,
+    LAST_WEIGHTS_NAME,
+    STATE_NAME,
+    ModelError,
+    checkpoints_folder,
+    config_file,
+    model_file,
+    state_file,
+    write_config,
+)
 from asr.optim import make_optimizer
-from asr.recognizer import ModelError, load_keras_model
+from asr.recognizer import load_keras_model
 from asr.text import ctc_min_frames
 from asr.utils import atomic_write
 
 CHECKPOINT_EVERY_STEPS = 50
-CHECKPOINTS = "checkpoints"
 
 
 class TrainingError(RuntimeError):
@@ -79,19 +90,14 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: in
     cluster = distribute.choose(config.train.strategy)  # first: collective ops are configured at start-up
     chief = cluster.is_chief
     run_dir = Path(run_dir)
-    state_path = run_dir / CHECKPOINTS / "state.json"
     if resume:
-        if not state_path.exists():
-            raise TrainingError(f"{run_dir}: nothing to resume (no {CHECKPOINTS}/state.json)")
-        state = RunState(**json.loads(state_path.read_text()))
+        state = _read_state(run_dir)
     else:
-        if chief and state_path.exists():
+        if chief and state_file(run_dir).exists():
             raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
         state = RunState()
         if chief:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(config, run_dir / "config.yaml")
-            config.alphabet().save(run_dir / "alphabet.json")
+            write_config(run_dir, config)
 
     if not config.data.train_manifest:
         raise ConfigError("data.train_manifest: required for training")
@@ -121,7 +127,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: in
         print(f"{run_dir}: run already finished ({state.epoch} epochs)", file=sys.stderr)
         return TrainResult(state, network)
     if resume:
-        trainer.load_weights(run_dir / CHECKPOINTS / "last.weights.h5")
+        trainer.load_weights(checkpoints_folder(run_dir) / LAST_WEIGHTS_NAME)
     elif config.train.init_from:
         copy_weights_from(config.train.init_from, network, config)
 
@@ -129,7 +135,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: in
     if dev_rows:
         callbacks.append(DevEvaluation(dev_rows, config, announce=chief))
     scratch = None if chief else tempfile.TemporaryDirectory(prefix="asr-worker-")
-    checkpoint = RunCheckpoint(run_dir / CHECKPOINTS if chief else Path(scratch.name), state, config,
+    checkpoint = RunCheckpoint(checkpoints_folder(run_dir) if chief else Path(scratch.name), state, config,
                                checkpoint_every)
     checkpoint.set_model(trainer)  # fit sets it too, but a resumed run may have no epochs left to fit
     callbacks += [checkpoint, UnusableLossGuard(state, config.train.max_nonfinite_batches)]
@@ -159,12 +165,12 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: in
         with cluster.strategy.scope():
             checkpoint.save()
         raise TrainingError(state.stop_reason)
-    best = checkpoint.folder / "best.weights.h5"
+    best = checkpoint.folder / BEST_WEIGHTS_NAME
     if best.exists():
         network.load_weights(best)
     with cluster.strategy.scope():
-        save_keras_model(network, config, (run_dir if chief else checkpoint.folder) / "model.keras",
-                     waveform_input=not train_rows[0].feature_filepath)
+        save_keras_model(network, config, model_file(run_dir if chief else checkpoint.folder),
+                         waveform_input=not train_rows[0].feature_filepath)
         state.finished = True
         # Not save(): last.weights.h5 keeps the last epoch's weights (the network now holds the best ones), so
         # they are not lost when early stopping or a later epoch's dev WER picked another, and an extension
@@ -247,7 +253,7 @@ def load_run_config(run_dir: Path, config_path: Path | None, overrides: list[str
             raise ConfigError("--resume continues a run with its saved config.yaml; drop --config and overrides")
         if epochs is not None:
             extend_run(run_dir, epochs)
-        return load_config(run_dir / "config.yaml")
+        return load_config(config_file(run_dir))
     if config_path is None:
         raise ConfigError("--config is required to start a run")
     return load_config(config_path, overrides)
@@ -257,9 +263,9 @@ def continues_run(run_dir: Path, config: Config) -> bool:
     """Whether starting `config` in `run_dir` is continuing the run already there: True when it holds a
     checkpoint of this same config (a re-run of the command that was cut off), False when it holds no run;
     ConfigError when it holds a run of another config (naming the settings that differ)."""
-    if not (run_dir / CHECKPOINTS / "state.json").exists():
+    if not state_file(run_dir).exists():
         return False
-    saved = _flat(load_config(run_dir / "config.yaml").to_dict())
+    saved = _flat(load_config(config_file(run_dir)).to_dict())
     wanted = _flat(config.to_dict())
     changed = [f"{key}: {saved.get(key)!r} -> {wanted.get(key)!r}" for key in sorted(saved.keys() | wanted.keys())
                if saved.get(key) != wanted.get(key)]
@@ -286,20 +292,24 @@ def extend_run(run_dir: Path, epochs: int) -> None:
     cosine run restarts warm from where the longer curve stands at this step (SGDR-style) and decays to
     zero at the new end. The best checkpoint still wins: a worse dev WER after the restart is not kept.
     """
-    state_path = run_dir / CHECKPOINTS / "state.json"
-    if not state_path.exists():
-        raise TrainingError(f"{run_dir}: nothing to resume (no {CHECKPOINTS}/state.json)")
-    state = RunState(**json.loads(state_path.read_text()))
-    if load_config(run_dir / "config.yaml").train.epochs == epochs:
+    state = _read_state(run_dir)
+    if load_config(config_file(run_dir)).train.epochs == epochs:
         return  # already extended (a re-run of the same command resumes or reports the run finished)
     if epochs <= state.epoch:
         raise ConfigError(f"--epochs {epochs}: {run_dir} has already trained {state.epoch} epochs; give more")
     if state.stop_reason and state.stop_reason.startswith("stopped"):
         raise TrainingError(f"{run_dir}: {state.stop_reason}; fix the data before extending the run")
-    config = load_config(run_dir / "config.yaml", [f"train.epochs={epochs}"])
+    config = load_config(config_file(run_dir), [f"train.epochs={epochs}"])
     # The state first: cut off between the two writes, a re-run of the command still sees the old budget
     # in config.yaml and extends again, rather than finding it extended and the run still marked finished.
     state.finished, state.stop_reason, state.epochs_without_improvement = False, None, 0
-    with atomic_write(state_path) as handle:
+    with atomic_write(state_file(run_dir)) as handle:
         json.dump(vars(state), handle, indent=2)
-    save_config(config, run_dir / "config.yaml")
+    save_config(config, config_file(run_dir))
+
+
+def _read_state(run_dir: Path) -> RunState:
+    path = state_file(run_dir)
+    if not path.exists():
+        raise TrainingError(f"{run_dir}: nothing to resume (no {CHECKPOINTS}/{STATE_NAME})")
+    return RunState(**json.loads(path.read_text()))

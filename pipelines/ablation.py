@@ -23,6 +23,7 @@ from pathlib import Path
 
 from asr.config import CELLS, load_config
 from asr.model import build_network
+from asr.model_folder import config_file, state_file
 from asr.train import train
 from asr.utils import atomic_write
 
@@ -44,12 +45,11 @@ def matched_units(config_path: Path, overrides: list[str], cell: str, budget: in
 
 def run(name: str, config_path: Path, overrides: list[str], out: Path) -> dict:
     run_dir = out / name
-    state_file = run_dir / "checkpoints" / "state.json"
     result_file = run_dir / "ablation.json"
     if result_file.exists():
         return json.loads(result_file.read_text())
-    resume = state_file.exists()
-    config = load_config(run_dir / "config.yaml") if resume else load_config(config_path, overrides)
+    resume = state_file(run_dir).exists()
+    config = load_config(config_file(run_dir)) if resume else load_config(config_path, overrides)
     start = time.perf_counter()
     state = train(config, run_dir, resume=resume, verbose=0).state
     result = {"name": name, "cell": config.model.cell, "units": config.model.units,

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.config import save_config
+from asr.model_folder import save_model
 from asr.recognizer import load_keras_model
-from asr.utils import atomic_path
 
 
 def average_weights(weight_sets: list[list[np.ndarray]], names: list[str]) -> list[np.ndarray]:
@@ -47,13 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     first = models[0]
     first.set_weights(mean)
-    config = loaded[0][1]
-    args.out.mkdir(parents=True, exist_ok=True)
-    save_config(config, args.out / "config.yaml")
-    config.alphabet().save(args.out / "alphabet.json")
-    with atomic_path(args.out / "model.keras", ".keras") as temporary:
-        first.save(temporary)
-    print(f"averaged {len(models)} models into {args.out / 'model.keras'}")
+    path = save_model(args.out, first, loaded[0][1])  # with the first run's config
+    print(f"averaged {len(models)} models into {path}")
     return 0
 
 

@@ -23,7 +23,8 @@ import numpy as np
 from asr import confidence
 from asr.data import read_manifest
 from asr.decoders import make_decoder
-from asr.recognizer import load_model, write_decoding_options
+from asr.model_folder import write_decoding_options
+from asr.recognizer import load_model
 from asr.scoring import score
 from asr.transcribe import transcribe
 
@@ -67,9 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         print("  before  " + describe(str(manifest), scores, correct))
         print("  after   " + describe(str(manifest), confidence.platt(scores, temperature, bias), correct))
     if args.write:
-        folder = model.source if model.source.is_dir() else model.source.parent
-        path = write_decoding_options(folder, replace(model.decoding, confidence_temperature=temperature,
-                                                      confidence_bias=bias))
+        path = write_decoding_options(model.folder, replace(model.decoding, confidence_temperature=temperature,
+                                                            confidence_bias=bias))
         print(f"wrote {path}")
     return 0
 

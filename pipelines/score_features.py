@@ -15,19 +15,17 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from asr.backend import keras
-from asr.config import load_config
 from asr.data import read_manifest
 from asr.dataset import predict_rows
 from asr.decoders import make_decoder
 from asr.decoding import DecodingOptions
+from asr.recognizer import load_keras_model
 from asr.report import write_reports
 from asr.scoring import score
 
 
 def feature_logits(run: Path, manifest: Path):
-    config = load_config(run / "config.yaml")
-    network = keras.saving.load_model(run / "model.keras", safe_mode=True)  # `import asr` registered its layers
+    network, config, _ = load_keras_model(run)
     rows = read_manifest(manifest)
 
     def predict(batch: dict) -> dict:

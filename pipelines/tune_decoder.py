@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         with atomic_write(args.out) as handle:
             json.dump({"settings": [asdict(r) for r in results], "best": asdict(best)}, handle, indent=2)
     if args.write_decoding:
-        from asr.recognizer import ModelError, write_decoding_options
+        from asr.model_folder import ModelError, write_decoding_options
 
         options = DecodingOptions("beam_lm", beam_width=best.beam_width, token_beam=best.token_beam,
                                   lm_path=str(args.lm), alpha=best.alpha, beta=best.beta,

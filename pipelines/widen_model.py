@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from asr.backend import keras
-from asr.config import Config, save_config
-from asr.export import save_keras_model
-from asr.model import acoustic_network, build_network
+from asr.config import Config
+from asr.model import acoustic_network, build_inference_model, build_network
+from asr.model_folder import save_model
 from asr.recognizer import load_keras_model
 
 GATES = {"lstm": 4, "gru": 3}  # gate blocks laid side by side in a Keras kernel's columns
@@ -109,10 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:  # ModelError included
         print(f"error: {error}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    save_config(wider, args.out / "config.yaml")
-    wider.alphabet().save(args.out / "alphabet.json")
-    save_keras_model(network, wider, args.out / "model.keras")
+    save_model(args.out, build_inference_model(network, wider), wider)
     print(f"{args.run}: {config.model.units} -> {args.units} units, {trained.count_params():,} -> "
           f"{network.count_params():,} weights, written to {args.out}")
     return 0
