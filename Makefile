@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,ray,lm,baselines,tts]'
+	$(BIN)/pip install --quiet -e '.[dev,ray,lm,baselines,tts,formats]'
 	touch $(STAMP)
 
 # Debian packages the tests use: chromium renders the HTML WER report, espeak-ng, flite, festival (with its

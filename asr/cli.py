@@ -260,8 +260,10 @@ def _add_transcribe(commands) -> None:
                                                     "(default: the bundled model)")
     parser.add_argument("--out", type=Path, help="output file, or folder (existing, or ending in /) for one "
                                                   "file per input (default: stdout)")
-    parser.add_argument("--format", choices=FORMATS, help="txt (path<TAB>text), jsonl (with word timings), srt, "
-                                                         "vtt (default: from --out's extension, else txt)")
+    parser.add_argument("--format", choices=FORMATS,
+                        help="txt (path<TAB>text), jsonl (with word timings), ctm (NIST: one word a line, the "
+                             "utterance id being the file's stem), srt, vtt, textgrid (Praat, a 'words' tier; "
+                             "extra 'formats') (default: from --out's extension, else txt)")
     parser.add_argument("--resume", action="store_true", help="skip inputs already transcribed in --out")
     parser.add_argument("--min-confidence", type=float, metavar="X",
                         help="jsonl only: mark each word with \"low_confidence\": true/false (confidence < X) and "
@@ -388,8 +390,8 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     from asr.outputs import FORMATS
     from asr.transcribe import expand_inputs
 
-    fmt = args.format or (args.out.suffix.lstrip(".") if args.out and args.out.suffix.lstrip(".") in FORMATS
-                          else "txt")
+    suffix = args.out.suffix.lstrip(".").lower() if args.out else ""  # x.TextGrid: textgrid
+    fmt = args.format or (suffix if suffix in FORMATS else "txt")
     try:
         paths = expand_inputs(args.inputs)
     except ValueError as error:
