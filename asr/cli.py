@@ -439,14 +439,18 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _add_score(commands) -> None:
     parser = commands.add_parser(
         "score", help="score transcripts against a reference manifest (WER/CER report)",
-        description="Match hypothesis rows to reference rows by audio_filepath, normalise both sides the same "
+        description="Match hypothesis rows to reference rows by audio_filepath (or utterance id, with sclite trn "
+                    "files), normalise both sides the same "
                     "way, and write REPORT_DIR/report.json, report.md and report.html (WER, CER, bootstrap "
                     "confidence intervals, error analysis). Unmatched and failed rows are listed (exit 1).")
-    parser.add_argument("--ref", required=True, metavar="MANIFEST.jsonl",
-                        help="reference manifest (JSONL rows with 'audio_filepath' and 'text')")
-    parser.add_argument("--hyp", required=True, metavar="TRANSCRIPTS.jsonl",
+    parser.add_argument("--ref", required=True, metavar="MANIFEST.jsonl|REF.trn",
+                        help="reference manifest (JSONL rows with 'audio_filepath' and 'text'), or an sclite trn "
+                             "file (.trn: 'text (utterance_id)' per line)")
+    parser.add_argument("--hyp", required=True, metavar="TRANSCRIPTS.jsonl|HYP.trn",
                         help="hypotheses from `asr transcribe` (rows with 'audio_filepath' and 'text', "
-                             "or 'error' for a failed input); relative paths resolve against its folder")
+                             "or 'error' for a failed input; relative paths resolve against its folder), or a trn "
+                             "file. With a trn file on either side rows are matched by utterance id, a JSONL "
+                             "row's being its audio file's stem")
     parser.add_argument("--report", required=True, metavar="REPORT_DIR",
                         help="folder for report.json, report.md and report.html (created if missing)")
     parser.add_argument("--config", metavar="CONFIG.yaml",
@@ -473,6 +477,10 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
                              "and the paired test (0 disables them; default: %(default)s)")
     parser.add_argument("--seed", type=int, default=bootstrap.DEFAULT_SEED,
                         help="random seed of the bootstrap (default: %(default)s)")
+    parser.add_argument("--write-trn", type=Path, metavar="DIR",
+                        help="also write DIR/ref.trn and DIR/hyp.trn (sclite's trn format): both sides as scored, "
+                             "normalised, a missing or failed hypothesis as an empty line, so that `sclite -r "
+                             "DIR/ref.trn trn -h DIR/hyp.trn trn -i rm` counts the same errors")
 
 
 def _non_negative_int(text: str) -> int:
@@ -495,7 +503,7 @@ def _run_score(args: argparse.Namespace, rules=None) -> int:
         if rules is None and getattr(args, "config", None):
             rules = ValidationRules.for_model(load_config(args.config))
         result, comparison, paths = score_files(args.ref, args.hyp, args.report, args.normalizer, args.compare,
-                                                args.bootstrap, args.seed, rules)
+                                                args.bootstrap, args.seed, rules, args.write_trn)
     except ConfigError as error:
         raise UsageError(f"--config: {error}") from None
     except ReportError as error:
