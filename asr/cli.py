@@ -12,8 +12,10 @@ from pathlib import Path
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, only: str | None = None) -> int:
+    """`only`: build that command's parser alone (pipelines/build_lm.py: `asr lm` without the imports of the
+    other commands' options, some of which load TensorFlow)."""
+    parser = build_parser(only)
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
@@ -35,17 +37,15 @@ class UsageError(Exception):
     """Bad arguments or unusable inputs named by the user: reported in one line, exit status 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr", description="Bidirectional LSTM + CTC speech recognition.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_prepare(commands)
-    _add_split(commands)
-    _add_train(commands)
-    _add_transcribe(commands)
-    _add_evaluate(commands)
-    _add_score(commands)
-    _add_export(commands)
+    adders = {"prepare": _add_prepare, "split": _add_split, "train": _add_train, "transcribe": _add_transcribe,
+              "evaluate": _add_evaluate, "score": _add_score, "lm": _add_lm, "export": _add_export}
+    for name, add in adders.items():
+        if only in (None, name):
+            add(commands)
     return parser
 
 
@@ -290,7 +290,7 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"beam decoders: the most probable classes tried at each frame (default: the model's, "
                              f"else {defaults.token_beam}; larger is slower)")
     parser.add_argument("--lm", type=Path,
-                        help="ARPA word n-gram; implies --decoder beam_lm (see pipelines/build_lm.py)")
+                        help="ARPA word n-gram; implies --decoder beam_lm (see `asr lm`)")
     parser.add_argument("--alpha", type=float, help=f"LM weight (default: the model's, else {defaults.alpha})")
     parser.add_argument("--beta", type=float, help=f"word insertion bonus (default: the model's, else {defaults.beta})")
     parser.add_argument("--vocabulary", choices=VOCABULARIES,
@@ -510,6 +510,42 @@ def _run_score(args: argparse.Namespace, rules=None) -> int:
         raise UsageError(error) from None
     print(summary_text(result, comparison, paths))
     return EXIT_OK if result.complete else EXIT_PARTIAL
+
+
+def _add_lm(commands) -> None:
+    from asr.lm import DEFAULT_ORDER, MAX_ORDER
+
+    parser = commands.add_parser(
+        "lm", help="build a word n-gram language model (ARPA) from transcripts",
+        description="Estimate an interpolated Kneser-Ney word n-gram model for `--decoder beam_lm` (`--lm`) from "
+                    "text files (one sentence a line) or JSONL manifests (.jsonl/.json: their 'text' fields), the "
+                    "sentences of all of them pooled and normalised as training targets are. The ARPA file is "
+                    "written atomically. Exit status: 0 written, 2 nothing written.")
+    parser.add_argument("sources", type=Path, nargs="+", metavar="TEXT_OR_MANIFEST",
+                        help="text file (one sentence a line) or JSONL manifest")
+    parser.add_argument("--out", type=Path, required=True, help="ARPA file to write")
+    parser.add_argument("--order", type=int, default=DEFAULT_ORDER,
+                        help=f"n-gram order, 1 to {MAX_ORDER} (default: %(default)s)")
+    parser.add_argument("--background-words", type=_non_negative_int, default=0, metavar="N",
+                        help="add the N most common English words (the wordfreq package, extra 'lm') to the "
+                             "vocabulary, weighted by frequency, so that a closed-vocabulary search can still write "
+                             "a common word the transcripts lack (default 0: none)")
+    parser.set_defaults(handler=_run_lm)
+
+
+def _run_lm(args: argparse.Namespace) -> int:
+    from asr.lm import LMError, background_words, build_lm
+
+    try:
+        background = background_words(args.background_words) if args.background_words else None
+        model = build_lm(args.sources, args.out, args.order, background)
+    except LMError as error:
+        raise UsageError(error) from None
+    except OSError as error:
+        raise UsageError(f"{error.filename or args.out}: {error.strerror or error}") from None
+    counts = ", ".join(f"{n}-grams: {size}" for n, size in enumerate(model.counts(), 1))
+    print(f"wrote {args.out} (order {model.order}; {counts})")
+    return EXIT_OK
 
 
 def _add_export(commands) -> None:

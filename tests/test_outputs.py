@@ -105,7 +105,7 @@ def test_overlapping_words_are_made_valid_tier_intervals(tmp_path):
 
 def test_textgrid_without_praatio_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "praatio", None)  # makes `import praatio` raise ImportError
-    with pytest.raises(OutputError, match=r"pip install 'asr\[formats\]'") as error:
+    with pytest.raises(OutputError, match=r"pip install -e '\.\[formats\]'") as error:
         OutputWriter(tmp_path / "x.TextGrid", "textgrid", ["a.wav"])
     assert str(error.value) == PRAATIO_MISSING
 
