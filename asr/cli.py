@@ -68,7 +68,9 @@ def _add_prepare(commands) -> None:
                     "eval only unreadable audio and empty text are rejected: a test set keeps every reference, "
                     "and the rows the model cannot emit are kept and counted. Format an4 reads "
                     "the Sphinx layout (etc/an4_SUBSET.transcription and .fileids, with feat/ID.mfc features "
-                    "or wav/ID.wav|.flac|.sph waveforms) or a waveform folder with a transcripts.tsv. Exit status: 0 "
+                    "or wav/ID.wav|.flac|.sph waveforms) or a waveform folder with a transcripts.tsv. Format "
+                    "kaldi reads a Kaldi data directory (wav.scp with file paths, text, utt2spk; a segments file "
+                    "is not supported yet). Exit status: 0 "
                     "all rows kept, 1 some rejected (reported; the manifest holds the rest), 2 nothing written.")
     parser.add_argument("format", choices=sorted(IMPORTERS), help="layout of SOURCE")
     parser.add_argument("source", type=Path, help="corpus folder (or its TSV/metadata file)")
