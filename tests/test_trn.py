@@ -193,3 +193,20 @@ def test_where_sclite_aligns_otherwise(tmp_path, sclite):
     ours = score(read_references(ref), read_hypotheses(hyp), n_resamples=0).words
     assert (ours.hits, ours.substitutions, ours.deletions, ours.insertions) == (2, 5, 2, 0)  # 7 edits, weight 26
     assert sclite(ref, hyp)["utterances"] == {"u1": (4, 0, 5, 3)}  # 8 edits, weight 24
+
+
+def test_evaluate_writes_trn_files_too(tmp_path, monkeypatch, capsys):
+    from asr.audio import write_audio
+    from tests.test_transcribe import RATE, encode, fake_model
+
+    rows = []
+    for name, said, reference in [("first", "one two", "One two."), ("second", "three", "three four")]:
+        write_audio(tmp_path / f"{name}.wav", encode(said), RATE)
+        rows.append(json.dumps({"audio_filepath": f"{name}.wav", "duration": 1.0, "text": reference}) + "\n")
+    (tmp_path / "test.jsonl").write_text("".join(rows))
+    monkeypatch.setattr("asr.recognizer.load_model", lambda path: fake_model())
+    assert cli.main(["evaluate", "--manifest", str(tmp_path / "test.jsonl"), "--report", str(tmp_path / "report"),
+                     "--vad", "off", "--quiet", "--bootstrap", "0", "--write-trn", str(tmp_path / "trn")]) == 0
+    assert (tmp_path / "trn" / "ref.trn").read_text() == "one two (first)\nthree four (second)\n"
+    assert (tmp_path / "trn" / "hyp.trn").read_text() == "one two (first)\nthree (second)\n"
+    assert f"sclite -r {tmp_path / 'trn' / 'ref.trn'} trn" in capsys.readouterr().out
