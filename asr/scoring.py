@@ -48,7 +48,9 @@ MATCH_PATH, MATCH_BASENAME = "resolved path", "file name (no resolved path match
 MATCH_ID = "utterance id (a trn line's id; a JSONL row's audio file stem)"
 TRN_SUFFIX = ".trn"
 TRN_NAMES = ("ref.trn", "hyp.trn")
-UTTERANCE_ID = "utterance_id"  # where a reference read from a trn file keeps its id (Utterance.extra)
+# Where a reference read from a trn file keeps its id (in Utterance.extra): a name no manifest field has, so that
+# a manifest row with fields of its own (which read_manifest keeps in extra) is never taken for a trn line.
+UTTERANCE_ID = "_trn_utterance_id"
 # sclite's trn line: the transcript, then the utterance id in parentheses at the end (the text may be empty).
 # Parsed here: no maintained PyPI package reads trn files, and a regular expression keeps file:line errors ours.
 TRN_LINE = re.compile(r"^(?P<text>.*?)\s*\((?P<id>[^()\s]+)\)\s*$")

@@ -17,7 +17,7 @@ import pytest
 from asr import cli
 from asr.data import ManifestError
 from asr.outputs import render_ctm
-from asr.scoring import MATCH_ID, read_hypotheses, read_references, score
+from asr.scoring import MATCH_ID, MATCH_PATH, UTTERANCE_ID, read_hypotheses, read_references, score
 
 SCLITE_MISSING = "NIST sclite is not installed: apt-get install sctk (make system-deps installs it)"
 DEBIAN_SCLITE = Path("/usr/lib/sctk/bin/sclite")  # Debian's sctk keeps its programs off PATH, behind `sctk NAME`
@@ -81,7 +81,7 @@ def test_read_trn_references_and_hypotheses(tmp_path):
     path = tmp_path / "x.trn"
     path.write_text(";; a comment\nhello world (utt-1)\n\n(empty_one)\n  spaced   out  (u3)  \n")
     refs = read_references(path)
-    assert [(r.text, r.extra["utterance_id"], r.audio_filepath) for r in refs] == [
+    assert [(r.text, r.extra[UTTERANCE_ID], r.audio_filepath) for r in refs] == [
         ("hello world", "utt-1", None), ("", "empty_one", None), ("spaced   out", "u3", None)]
     hyps = read_hypotheses(path)
     assert [(h.utterance_id, h.text, h.line) for h in hyps] == [("utt-1", "hello world", 2),
@@ -168,7 +168,7 @@ def test_trn_references_match_transcripts_by_file_stem():
 def _references(lines: dict[str, str]):
     from asr.data import Utterance
 
-    return [Utterance(None, 0.0, text, extra={"utterance_id": uid}) for uid, text in lines.items()]
+    return [Utterance(None, 0.0, text, extra={UTTERANCE_ID: uid}) for uid, text in lines.items()]
 
 
 def test_sclite_reads_our_ctm(tmp_path, sclite):
@@ -210,3 +210,11 @@ def test_evaluate_writes_trn_files_too(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "trn" / "ref.trn").read_text() == "one two (first)\nthree four (second)\n"
     assert (tmp_path / "trn" / "hyp.trn").read_text() == "one two (first)\nthree (second)\n"
     assert f"sclite -r {tmp_path / 'trn' / 'ref.trn'} trn" in capsys.readouterr().out
+
+
+def test_a_manifest_field_named_like_a_trn_id_changes_nothing(tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": "a.wav", "text": "yes", "utterance_id": "x"}) + "\n")
+    result = score(read_references(manifest), [{"audio_filepath": str(tmp_path / "a.wav"), "text": "yes"}],
+                   n_resamples=0)
+    assert result.match_method == MATCH_PATH and result.complete and result.utterances[0].utterance_id == "a"
