@@ -12,12 +12,13 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,ray,lm,baselines,tts]'
+	$(BIN)/pip install --quiet -e '.[dev,ray,lm,baselines,tts,formats]'
 	touch $(STAMP)
 
 # Debian packages the tests use: chromium renders the HTML WER report, espeak-ng, flite, festival (with its
 # ked_diphone voice), SVOX pico and RHVoice synthesise speech, fortunes is the sentence recipe's prose,
-# docker-compose validates docker-compose.yml (no Docker engine). pico (libttspico-utils) and RHVoice are in
+# docker-compose validates docker-compose.yml (no Docker engine), sctk is NIST's sclite that tests/test_trn.py
+# checks `asr score` against (Debian keeps it off PATH, in /usr/lib/sctk/bin, behind its `sctk` wrapper). pico (libttspico-utils) and RHVoice are in
 # Debian's non-free component, which Debian images leave out: when one is missing, non-free is added for this
 # release in its own sources file.
 NON_FREE_SOURCES = /etc/apt/sources.list.d/asr-non-free.sources
@@ -31,6 +32,7 @@ system-deps:
 	command -v RHVoice-test >/dev/null || missing="$$missing rhvoice rhvoice-english"; \
 	[ -f /usr/share/games/fortunes/wisdom ] || missing="$$missing fortunes fortunes-min"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v sclite >/dev/null || [ -x /usr/lib/sctk/bin/sclite ] || missing="$$missing sctk"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  case "$$missing" in *libttspico-utils*|*rhvoice*) [ -f $(NON_FREE_SOURCES) ] || { . /etc/os-release; [ "$$ID" = debian ] && \

@@ -12,8 +12,10 @@ from pathlib import Path
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, only: str | None = None) -> int:
+    """`only`: build that command's parser alone (pipelines/build_lm.py: `asr lm` without the imports of the
+    other commands' options, some of which load TensorFlow)."""
+    parser = build_parser(only)
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
@@ -35,17 +37,15 @@ class UsageError(Exception):
     """Bad arguments or unusable inputs named by the user: reported in one line, exit status 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr", description="Bidirectional LSTM + CTC speech recognition.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_prepare(commands)
-    _add_split(commands)
-    _add_train(commands)
-    _add_transcribe(commands)
-    _add_evaluate(commands)
-    _add_score(commands)
-    _add_export(commands)
+    adders = {"prepare": _add_prepare, "split": _add_split, "train": _add_train, "transcribe": _add_transcribe,
+              "evaluate": _add_evaluate, "score": _add_score, "lm": _add_lm, "export": _add_export}
+    for name, add in adders.items():
+        if only in (None, name):
+            add(commands)
     return parser
 
 
@@ -68,7 +68,9 @@ def _add_prepare(commands) -> None:
                     "eval only unreadable audio and empty text are rejected: a test set keeps every reference, "
                     "and the rows the model cannot emit are kept and counted. Format an4 reads "
                     "the Sphinx layout (etc/an4_SUBSET.transcription and .fileids, with feat/ID.mfc features "
-                    "or wav/ID.wav|.flac|.sph waveforms) or a waveform folder with a transcripts.tsv. Exit status: 0 "
+                    "or wav/ID.wav|.flac|.sph waveforms) or a waveform folder with a transcripts.tsv. Format "
+                    "kaldi reads a Kaldi data directory (wav.scp with file paths, text, utt2spk; a segments file "
+                    "is not supported yet). Exit status: 0 "
                     "all rows kept, 1 some rejected (reported; the manifest holds the rest), 2 nothing written.")
     parser.add_argument("format", choices=sorted(IMPORTERS), help="layout of SOURCE")
     parser.add_argument("source", type=Path, help="corpus folder (or its TSV/metadata file)")
@@ -261,8 +263,10 @@ def _add_transcribe(commands) -> None:
                                                     "(default: the bundled model)")
     parser.add_argument("--out", type=Path, help="output file, or folder (existing, or ending in /) for one "
                                                   "file per input (default: stdout)")
-    parser.add_argument("--format", choices=FORMATS, help="txt (path<TAB>text), jsonl (with word timings), srt, "
-                                                         "vtt (default: from --out's extension, else txt)")
+    parser.add_argument("--format", choices=FORMATS,
+                        help="txt (path<TAB>text), jsonl (with word timings), ctm (NIST: one word a line, the "
+                             "utterance id being the file's stem), srt, vtt, textgrid (Praat, a 'words' tier; "
+                             "extra 'formats') (default: from --out's extension, else txt)")
     parser.add_argument("--resume", action="store_true", help="skip inputs already transcribed in --out")
     parser.add_argument("--min-confidence", type=float, metavar="X",
                         help="jsonl only: mark each word with \"low_confidence\": true/false (confidence < X) and "
@@ -289,7 +293,7 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"beam decoders: the most probable classes tried at each frame (default: the model's, "
                              f"else {defaults.token_beam}; larger is slower)")
     parser.add_argument("--lm", type=Path,
-                        help="ARPA word n-gram; implies --decoder beam_lm (see pipelines/build_lm.py)")
+                        help="ARPA word n-gram; implies --decoder beam_lm (see `asr lm`)")
     parser.add_argument("--alpha", type=float, help=f"LM weight (default: the model's, else {defaults.alpha})")
     parser.add_argument("--beta", type=float, help=f"word insertion bonus (default: the model's, else {defaults.beta})")
     parser.add_argument("--vocabulary", choices=VOCABULARIES,
@@ -389,8 +393,8 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     from asr.outputs import FORMATS
     from asr.transcribe import expand_inputs
 
-    fmt = args.format or (args.out.suffix.lstrip(".") if args.out and args.out.suffix.lstrip(".") in FORMATS
-                          else "txt")
+    suffix = args.out.suffix.lstrip(".").lower() if args.out else ""  # x.TextGrid: textgrid
+    fmt = args.format or (suffix if suffix in FORMATS else "txt")
     try:
         paths = expand_inputs(args.inputs)
     except ValueError as error:
@@ -438,14 +442,18 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _add_score(commands) -> None:
     parser = commands.add_parser(
         "score", help="score transcripts against a reference manifest (WER/CER report)",
-        description="Match hypothesis rows to reference rows by audio_filepath, normalise both sides the same "
+        description="Match hypothesis rows to reference rows by audio_filepath (or utterance id, with sclite trn "
+                    "files), normalise both sides the same "
                     "way, and write REPORT_DIR/report.json, report.md and report.html (WER, CER, bootstrap "
                     "confidence intervals, error analysis). Unmatched and failed rows are listed (exit 1).")
-    parser.add_argument("--ref", required=True, metavar="MANIFEST.jsonl",
-                        help="reference manifest (JSONL rows with 'audio_filepath' and 'text')")
-    parser.add_argument("--hyp", required=True, metavar="TRANSCRIPTS.jsonl",
+    parser.add_argument("--ref", required=True, metavar="MANIFEST.jsonl|REF.trn",
+                        help="reference manifest (JSONL rows with 'audio_filepath' and 'text'), or an sclite trn "
+                             "file (.trn: 'text (utterance_id)' per line)")
+    parser.add_argument("--hyp", required=True, metavar="TRANSCRIPTS.jsonl|HYP.trn",
                         help="hypotheses from `asr transcribe` (rows with 'audio_filepath' and 'text', "
-                             "or 'error' for a failed input); relative paths resolve against its folder")
+                             "or 'error' for a failed input; relative paths resolve against its folder), or a trn "
+                             "file. With a trn file on either side rows are matched by utterance id, a JSONL "
+                             "row's being its audio file's stem")
     parser.add_argument("--report", required=True, metavar="REPORT_DIR",
                         help="folder for report.json, report.md and report.html (created if missing)")
     parser.add_argument("--config", metavar="CONFIG.yaml",
@@ -472,6 +480,10 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
                              "and the paired test (0 disables them; default: %(default)s)")
     parser.add_argument("--seed", type=int, default=bootstrap.DEFAULT_SEED,
                         help="random seed of the bootstrap (default: %(default)s)")
+    parser.add_argument("--write-trn", type=Path, metavar="DIR",
+                        help="also write DIR/ref.trn and DIR/hyp.trn (sclite's trn format): both sides as scored, "
+                             "normalised, a missing or failed hypothesis as an empty line, so that `sclite -r "
+                             "DIR/ref.trn trn -h DIR/hyp.trn trn -i rm` counts the same errors")
 
 
 def _non_negative_int(text: str) -> int:
@@ -494,13 +506,49 @@ def _run_score(args: argparse.Namespace, rules=None) -> int:
         if rules is None and getattr(args, "config", None):
             rules = ValidationRules.for_model(load_config(args.config))
         result, comparison, paths = score_files(args.ref, args.hyp, args.report, args.normalizer, args.compare,
-                                                args.bootstrap, args.seed, rules)
+                                                args.bootstrap, args.seed, rules, args.write_trn)
     except ConfigError as error:
         raise UsageError(f"--config: {error}") from None
     except ReportError as error:
         raise UsageError(error) from None
     print(summary_text(result, comparison, paths))
     return EXIT_OK if result.complete else EXIT_PARTIAL
+
+
+def _add_lm(commands) -> None:
+    from asr.lm import DEFAULT_ORDER, MAX_ORDER
+
+    parser = commands.add_parser(
+        "lm", help="build a word n-gram language model (ARPA) from transcripts",
+        description="Estimate an interpolated Kneser-Ney word n-gram model for `--decoder beam_lm` (`--lm`) from "
+                    "text files (one sentence a line) or JSONL manifests (.jsonl/.json: their 'text' fields), the "
+                    "sentences of all of them pooled and normalised as training targets are. The ARPA file is "
+                    "written atomically. Exit status: 0 written, 2 nothing written.")
+    parser.add_argument("sources", type=Path, nargs="+", metavar="TEXT_OR_MANIFEST",
+                        help="text file (one sentence a line) or JSONL manifest")
+    parser.add_argument("--out", type=Path, required=True, help="ARPA file to write")
+    parser.add_argument("--order", type=int, default=DEFAULT_ORDER,
+                        help=f"n-gram order, 1 to {MAX_ORDER} (default: %(default)s)")
+    parser.add_argument("--background-words", type=_non_negative_int, default=0, metavar="N",
+                        help="add the N most common English words (the wordfreq package, extra 'lm') to the "
+                             "vocabulary, weighted by frequency, so that a closed-vocabulary search can still write "
+                             "a common word the transcripts lack (default 0: none)")
+    parser.set_defaults(handler=_run_lm)
+
+
+def _run_lm(args: argparse.Namespace) -> int:
+    from asr.lm import LMError, background_words, build_lm
+
+    try:
+        background = background_words(args.background_words) if args.background_words else None
+        model = build_lm(args.sources, args.out, args.order, background)
+    except LMError as error:
+        raise UsageError(error) from None
+    except OSError as error:
+        raise UsageError(f"{error.filename or args.out}: {error.strerror or error}") from None
+    counts = ", ".join(f"{n}-grams: {size}" for n, size in enumerate(model.counts(), 1))
+    print(f"wrote {args.out} (order {model.order}; {counts})")
+    return EXIT_OK
 
 
 def _add_export(commands) -> None:

@@ -31,6 +31,8 @@ from asr.text import normalize_text
 from asr.utils import atomic_write
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+BACKGROUND_LANGUAGE = "en"
+WORDFREQ_MISSING = "--background-words needs the wordfreq package: pip install -e '.[lm]' (the 'lm' extra)"
 MANIFEST_SUFFIXES = (".json", ".jsonl")
 DEFAULT_ORDER = 3
 MAX_ORDER = 6
@@ -81,13 +83,16 @@ def read_sentences(path: str | Path) -> Iterator[str]:
         raise LMError(f"{path}: text or manifest file not found")
     is_manifest = path.suffix.lower() in MANIFEST_SUFFIXES
     with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            text = _manifest_text(line, f"{path}:{number}") if is_manifest else line
-            sentence = normalize_text(text)
-            if sentence:
-                yield sentence
+        try:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                text = _manifest_text(line, f"{path}:{number}") if is_manifest else line
+                sentence = normalize_text(text)
+                if sentence:
+                    yield sentence
+        except UnicodeDecodeError:
+            raise LMError(f"{path}: not UTF-8 text") from None  # text is decoded by the block: no line number
 
 
 def _manifest_text(line: str, where: str) -> str:
@@ -275,6 +280,27 @@ def arpa_vocabulary(path: str | Path) -> list[str]:
         raise LMError(f"{path}: cannot read the ARPA file ({error})") from None
     if not words:
         raise LMError(f"{path}: not an ARPA file (no \\1-grams: section)")
+    return words
+
+
+def background_words(count: int, language: str = BACKGROUND_LANGUAGE) -> dict[str, float]:
+    """The `count` most common words of `language` that are their own normalised spelling -> relative frequency.
+
+    From the `wordfreq` package's "large" list (its data ships in the wheel: nothing is downloaded), imported
+    only here: decoding with an LM file that carries the words needs no wordfreq. Words that do not survive text
+    normalisation unchanged (digits, accents, other scripts) are left out.
+    """
+    try:
+        import wordfreq
+    except ImportError:
+        raise LMError(WORDFREQ_MISSING) from None
+
+    words: dict[str, float] = {}
+    for word in wordfreq.iter_wordlist(language, wordlist="large"):
+        if len(words) == count:
+            break
+        if word.isascii() and normalize_text(word) == word and word not in (BOS, EOS, UNK):
+            words[word] = wordfreq.word_frequency(word, language, wordlist="large")
     return words
 
 

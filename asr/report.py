@@ -15,7 +15,7 @@ from pathlib import Path
 
 from asr import bootstrap, compare, confidence, scoring
 from asr.compare import Comparison, Paired
-from asr.data import ManifestError, ValidationRules, infeasible_references, read_manifest
+from asr.data import ManifestError, ValidationRules, infeasible_references
 from asr.scoring import ScoreResult, UtteranceScore
 from asr.utils import atomic_write
 
@@ -312,8 +312,9 @@ def _worst_table(worst: list[UtteranceScore]) -> str:
 
 
 def _utterance_table(utterances: list[UtteranceScore]) -> str:
-    rows = [(u.audio_filepath, u.speaker or "", f"{u.duration:.2f}", u.status, u.reference, u.hypothesis,
-             _pct(u.words.rate), _pct(u.chars.rate)) for u in utterances[:MAX_HTML_UTTERANCES]]
+    rows = [(u.audio_filepath, u.speaker or "", "" if u.duration is None else f"{u.duration:.2f}", u.status,
+             u.reference, u.hypothesis, _pct(u.words.rate), _pct(u.chars.rate))
+            for u in utterances[:MAX_HTML_UTTERANCES]]
     note = (f'<p class="note">First {MAX_HTML_UTTERANCES} of {len(utterances)} shown; report.json has all.'
             "</p>" if len(utterances) > MAX_HTML_UTTERANCES else "")
     return _html_table(["File", "Speaker", "Duration (s)", "Status", "Reference", "Hypothesis", "WER", "CER"],
@@ -364,11 +365,12 @@ class ReportError(ValueError):
 
 def score_files(ref: str, hyp: str, report_dir: str | Path, normalizer: str = "default",
                 compare_with: str | None = None, n_resamples: int = bootstrap.DEFAULT_BOOTSTRAP,
-                seed: int = bootstrap.DEFAULT_SEED, rules: ValidationRules | None = None
-                ) -> tuple[ScoreResult, Comparison | None, dict[str, Path]]:
+                seed: int = bootstrap.DEFAULT_SEED, rules: ValidationRules | None = None,
+                trn_dir: str | Path | None = None) -> tuple[ScoreResult, Comparison | None, dict[str, Path]]:
     """Score a transcripts file against a reference manifest and write the reports; returns what was written.
 
-    `rules` (the model's) let the report count the references the model cannot emit even in principle.
+    Either file may be an sclite trn file (`.trn`). `rules` (the model's) let the report count the references
+    the model cannot emit even in principle; `trn_dir` gets ref.trn and hyp.trn as scored (`scoring.write_trn`).
     """
     report_dir = Path(report_dir)
     if n_resamples < 0:
@@ -376,7 +378,7 @@ def score_files(ref: str, hyp: str, report_dir: str | Path, normalizer: str = "d
     if report_dir.exists() and not report_dir.is_dir():
         raise ReportError(f"{report_dir}: --report must be a folder, and this is a file")
     try:
-        refs = _read(read_manifest, ref)
+        refs = _read(scoring.read_references, ref)
         hyps = _read(scoring.read_hypotheses, hyp)
         other = _read(compare.load_report, compare_with) if compare_with else None
     except ManifestError as error:
@@ -389,6 +391,11 @@ def score_files(ref: str, hyp: str, report_dir: str | Path, normalizer: str = "d
         paths = write_reports(result, report_dir, comparison)
     except OSError as error:
         raise ReportError(f"{report_dir}: cannot write the report ({error.strerror or error})") from None
+    if trn_dir is not None:
+        try:
+            paths["ref_trn"], paths["hyp_trn"] = scoring.write_trn(result, trn_dir)
+        except OSError as error:
+            raise ReportError(f"{trn_dir}: cannot write the trn files ({error.strerror or error})") from None
     return result, comparison, paths
 
 
@@ -415,5 +422,8 @@ def summary_text(result: ScoreResult, comparison: Comparison | None, paths: dict
     if comparison:
         delta = _delta_text(comparison.words, comparison.n_resamples)
         lines.append(f"vs {comparison.other_name}: WER delta {delta}, {comparison.common} common utterances")
-    lines.append("report: " + ", ".join(str(p) for p in paths.values()))
+    lines.append("report: " + ", ".join(str(p) for kind, p in paths.items() if kind not in ("ref_trn", "hyp_trn")))
+    if "ref_trn" in paths:
+        lines.append(f"trn files: {paths['ref_trn']}, {paths['hyp_trn']}; NIST sclite counts the same: "
+                     f"sclite -r {paths['ref_trn']} trn -h {paths['hyp_trn']} trn -i rm -o sum stdout")
     return "\n".join(lines)

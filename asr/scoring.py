@@ -9,6 +9,13 @@ transcript made on a copy of the corpus elsewhere still scores.
 
 References with no hypothesis and failed inputs are scored as empty hypotheses (all deletions), so a
 system cannot improve its score by skipping hard files; hypothesis rows with no reference are listed.
+(NIST sclite instead leaves a reference with no hypothesis out of its counts altogether, and stops at a
+hypothesis with no reference; `write_trn` writes a missing hypothesis as an empty line, so that sclite on
+its files counts what this module counts.)
+
+Either side may instead be an sclite `trn` file (`.trn`: `text (utterance_id)` per line). Then rows are
+matched by utterance id: a trn line's id, or a JSONL row's audio file stem (`asr.outputs.utterance_ids`, the
+ids `asr transcribe --format ctm` and `write_trn` write).
 """
 
 from __future__ import annotations
@@ -27,8 +34,10 @@ import numpy as np
 from asr.alignment import aligned_words
 from asr.bootstrap import DEFAULT_BOOTSTRAP, DEFAULT_SEED, Interval, bootstrap_interval
 from asr.confidence import token_confidences, word_confidence_pairs
-from asr.data import ManifestError, Utterance, iter_jsonl
+from asr.data import ManifestError, Utterance, iter_jsonl, read_manifest
+from asr.outputs import utterance_ids
 from asr.text import normalize_text
+from asr.utils import atomic_write
 
 NORMALIZERS = ("default", "none")
 TOP_ERRORS = 20
@@ -36,6 +45,15 @@ WORST_UTTERANCES = 20
 DURATION_BINS = (0.0, 2.0, 5.0, 10.0, 20.0, 30.0, math.inf)
 STATUS_OK, STATUS_FAILED, STATUS_MISSING = "ok", "failed", "missing"
 MATCH_PATH, MATCH_BASENAME = "resolved path", "file name (no resolved path matched)"
+MATCH_ID = "utterance id (a trn line's id; a JSONL row's audio file stem)"
+TRN_SUFFIX = ".trn"
+TRN_NAMES = ("ref.trn", "hyp.trn")
+# Where a reference read from a trn file keeps its id (in Utterance.extra): a name no manifest field has, so that
+# a manifest row with fields of its own (which read_manifest keeps in extra) is never taken for a trn line.
+UTTERANCE_ID = "_trn_utterance_id"
+# sclite's trn line: the transcript, then the utterance id in parentheses at the end (the text may be empty).
+# Parsed here: no maintained PyPI package reads trn files, and a regular expression keeps file:line errors ours.
+TRN_LINE = re.compile(r"^(?P<text>.*?)\s*\((?P<id>[^()\s]+)\)\s*$")
 _SPACES = re.compile(r"\s+")
 
 
@@ -74,14 +92,15 @@ class Hypothesis:
     error: str | None = None
     line: int = 0
     words: list[tuple[str, float]] | None = None  # (word, confidence) from an `asr transcribe` JSONL row
+    utterance_id: str | None = None  # a trn line's id (its audio_filepath is the id too)
 
 
 @dataclass
 class UtteranceScore:
-    audio_filepath: str
+    audio_filepath: str  # a trn reference's utterance id: it names no file
     reference: str
     hypothesis: str
-    duration: float
+    duration: float | None  # None: not known (a trn reference)
     speaker: str | None
     status: str
     words: Counts
@@ -90,10 +109,12 @@ class UtteranceScore:
     error: str | None = None
     word_confidences: list[float] | None = None  # one per hypothesis word, when the transcript had them
     infeasible: str | None = None  # why the model cannot emit this reference at all (if that was checked)
+    utterance_id: str = ""  # its id in trn files: the trn reference's own, else its audio file stem
 
     def to_json(self, with_alignment: bool = False) -> dict:
         row = {
-            "audio_filepath": self.audio_filepath, "status": self.status, "reference": self.reference,
+            "audio_filepath": self.audio_filepath, "utterance_id": self.utterance_id, "status": self.status,
+            "reference": self.reference,
             "hypothesis": self.hypothesis, "duration": self.duration, "speaker": self.speaker,
             "wer": self.words.rate, "cer": self.chars.rate,
             "words": self.words.to_json(), "chars": self.chars.to_json(), "error": self.error,
@@ -175,11 +196,51 @@ def make_normalizer(name: str) -> Callable[[str], str]:
     raise ValueError(f"unknown normalizer {name!r}; choose one of {', '.join(NORMALIZERS)}")
 
 
+def is_trn(path: str | Path) -> bool:
+    return Path(path).suffix.lower() == TRN_SUFFIX
+
+
+def read_trn(path: str | Path) -> list[tuple[int, str, str]]:
+    """(line number, utterance id, text) per line of an sclite trn file; `;;` comment lines and blank lines are
+    skipped. Errors name the file and line."""
+    path = Path(path)
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip() or line.startswith(";;"):
+                continue
+            match = TRN_LINE.match(line.rstrip("\r\n"))
+            if match is None:
+                raise ManifestError(f"{path}:{number}: not a trn line: expected 'text (utterance_id)', got "
+                                    f"{line.strip()[:60]!r}")
+            rows.append((number, match["id"], match["text"].strip()))
+    return rows
+
+
+def read_references(path: str | Path) -> list[Utterance]:
+    """A reference manifest (JSONL), or a trn file (`.trn`) whose lines become rows without audio."""
+    path = Path(path)
+    if not is_trn(path):
+        return read_manifest(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: reference file not found")
+    rows, seen = [], {}
+    for number, utterance_id, text in read_trn(path):
+        if utterance_id in seen:
+            raise ManifestError(f"{path}:{number}: utterance id ({utterance_id}) already on line {seen[utterance_id]}")
+        seen[utterance_id] = number
+        rows.append(Utterance(None, 0.0, text, extra={UTTERANCE_ID: utterance_id}))
+    return rows
+
+
 def read_hypotheses(path: str | Path) -> list[Hypothesis]:
-    """Rows of an `asr transcribe` JSONL; errors name the file and line."""
+    """Rows of an `asr transcribe` JSONL, or the lines of a trn file (`.trn`); errors name the file and line."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: hypothesis file not found")
+    if is_trn(path):
+        return [Hypothesis(utterance_id, text, line=number, utterance_id=utterance_id)
+                for number, utterance_id, text in read_trn(path)]
     return [hypothesis_from_row(data, path.parent, f"{path}:{number}", number) for number, data in iter_jsonl(path)]
 
 
@@ -207,23 +268,42 @@ def _shown(path: str) -> str:
     return os.path.relpath(_resolve(path))
 
 
+def reference_ids(refs: Sequence[Utterance]) -> list[str]:
+    """Each reference's utterance id: a trn reference's own, else its audio (or feature) file's stem."""
+    stems = utterance_ids([_resolve(r.audio_filepath or r.source) for r in refs if UTTERANCE_ID not in r.extra])
+    return [r.extra[UTTERANCE_ID] if UTTERANCE_ID in r.extra else stems[_resolve(r.audio_filepath or r.source)]
+            for r in refs]
+
+
+def _shown_reference(ref: Utterance) -> str:
+    """How a report names a reference: its file (see `_shown`), or a trn reference's utterance id."""
+    return ref.extra[UTTERANCE_ID] if UTTERANCE_ID in ref.extra else _shown(ref.audio_filepath or ref.source)
+
+
 def match_rows(refs: Sequence[Utterance], hyps: Sequence[Hypothesis]
                ) -> tuple[list[Hypothesis | None], list[dict], str]:
     """Pair each reference with its hypothesis; returns (per-reference hypothesis, unmatched rows, method)."""
-    ref_keys = [_resolve(r.audio_filepath or r.source) for r in refs]
-    method, key = MATCH_PATH, (lambda p: p)
-    if not set(ref_keys) & {h.audio_filepath for h in hyps} and _unique_names(ref_keys, hyps):
-        method, key = MATCH_BASENAME, (lambda p: Path(p).name)
+    if any(UTTERANCE_ID in r.extra for r in refs) or any(h.utterance_id is not None for h in hyps):
+        ref_keys = reference_ids(refs)
+        stems = utterance_ids([h.audio_filepath for h in hyps if h.utterance_id is None])
+        hyp_key = {id(h): h.utterance_id if h.utterance_id is not None else stems[h.audio_filepath] for h in hyps}
+        method, key, what = MATCH_ID, (lambda p: p), "utterance"
+    else:
+        ref_keys = [_resolve(r.audio_filepath or r.source) for r in refs]
+        hyp_key = {id(h): h.audio_filepath for h in hyps}
+        method, key, what = MATCH_PATH, (lambda p: p), "file"
+        if not set(ref_keys) & set(hyp_key.values()) and _unique_names(ref_keys, hyps):
+            method, key = MATCH_BASENAME, (lambda p: Path(p).name)
     by_key: dict[str, Hypothesis] = {}
     unmatched = []
     for hyp in hyps:
-        if key(hyp.audio_filepath) in by_key:
-            unmatched.append(_unmatched(hyp, "duplicate row for this file; the first one was scored"))
+        if key(hyp_key[id(hyp)]) in by_key:
+            unmatched.append(_unmatched(hyp, f"duplicate row for this {what}; the first one was scored"))
         else:
-            by_key[key(hyp.audio_filepath)] = hyp
+            by_key[key(hyp_key[id(hyp)])] = hyp
     wanted = {key(k) for k in ref_keys}
-    unmatched += [_unmatched(h, "no reference for this file") for h in by_key.values()
-                  if key(h.audio_filepath) not in wanted]
+    unmatched += [_unmatched(h, f"no reference for this {what}") for h in by_key.values()
+                  if key(hyp_key[id(h)]) not in wanted]
     return [by_key.get(key(k)) for k in ref_keys], sorted(unmatched, key=lambda u: u["line"]), method
 
 
@@ -299,13 +379,14 @@ def score(refs: Sequence[Utterance], hyps: Sequence[Hypothesis | dict], normaliz
     char_scores = align(ref_texts, hyp_texts, words=False)
     utterances = [
         UtteranceScore(
-            audio_filepath=_shown(ref.audio_filepath or ref.source), reference=rt, hypothesis=ht,
-            duration=float(ref.duration), speaker=ref.speaker, status=_status(hyp), words=w[0], chars=c[0],
+            audio_filepath=_shown_reference(ref),
+            reference=rt, hypothesis=ht, duration=float(ref.duration) if ref.source else None,
+            speaker=ref.speaker, status=_status(hyp), words=w[0], chars=c[0],
             alignment=w[1], error=hyp.error if hyp is not None else None,
             word_confidences=token_confidences(hyp.words, ht.split(), normalize) if hyp is not None else None,
-            infeasible=infeasible[i] if infeasible is not None else None)
-        for i, (ref, hyp, rt, ht, w, c) in enumerate(zip(refs, matched, ref_texts, hyp_texts, word_scores,
-                                                         char_scores, strict=True))
+            infeasible=infeasible[i] if infeasible is not None else None, utterance_id=uid)
+        for i, (ref, hyp, rt, ht, w, c, uid) in enumerate(zip(refs, matched, ref_texts, hyp_texts, word_scores,
+                                                              char_scores, reference_ids(refs), strict=True))
     ]
     words, chars = [u.words for u in utterances], [u.chars for u in utterances]
     result = ScoreResult(
@@ -361,7 +442,34 @@ def _notes(result: ScoreResult) -> list[str]:
                      "(`asr evaluate`, or `asr score --config`, counts them).")
     if result.match_method == MATCH_BASENAME:
         notes.append("No hypothesis path matched a reference path, so rows were matched by file name.")
+    if result.match_method == MATCH_ID:
+        notes.append("Rows were matched by utterance id (a trn line's id; a JSONL row's audio file stem).")
     return notes
+
+
+def write_trn(result: ScoreResult, folder: str | Path) -> tuple[Path, Path]:
+    """ref.trn and hyp.trn in `folder` (atomically): both sides of every scored utterance, normalised as they
+    were scored, a missing or failed hypothesis as an empty line. sclite on them counts what `score` counted:
+
+        sclite -r ref.trn trn -h hyp.trn trn -i rm -o sum stdout
+
+    Ids are `UtteranceScore.utterance_id`, with -2, -3... after the first where rows share one (rows of one
+    recording in a manifest), so that each line is an utterance of its own for sclite too.
+    """
+    folder = Path(folder)
+    seen: Counter = Counter()
+    ids = []
+    for utterance in result.utterances:
+        seen[utterance.utterance_id] += 1
+        count = seen[utterance.utterance_id]
+        ids.append(utterance.utterance_id if count == 1 else f"{utterance.utterance_id}-{count}")
+    paths = folder / TRN_NAMES[0], folder / TRN_NAMES[1]
+    for path, side in zip(paths, ("reference", "hypothesis"), strict=True):
+        with atomic_write(path) as handle:
+            for utterance, utterance_id in zip(result.utterances, ids, strict=True):
+                text = getattr(utterance, side)
+                handle.write(f"{text} ({utterance_id})\n" if text else f"({utterance_id})\n")
+    return paths
 
 
 def breakdown(utterances: Iterable[UtteranceScore], key: Callable[[UtteranceScore], str | None]
@@ -386,7 +494,9 @@ def duration_bin(duration: float, edges: Sequence[float] = DURATION_BINS) -> str
 
 
 def by_duration(result: ScoreResult) -> dict[str, dict]:
-    return breakdown(sorted(result.utterances, key=lambda u: u.duration), lambda u: duration_bin(u.duration))
+    """Corpus WER per duration bin; utterances of unknown duration (trn references) are left out."""
+    timed = [u for u in result.utterances if u.duration is not None]
+    return breakdown(sorted(timed, key=lambda u: u.duration), lambda u: duration_bin(u.duration))
 
 
 def by_speaker(result: ScoreResult) -> dict[str, dict]:

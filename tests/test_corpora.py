@@ -681,11 +681,12 @@ def test_folder_without_audio_and_unknown_format_and_missing_source(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CorpusError, match="no utterances found"):
         prepare("folder", tmp_path / "empty", tmp_path / "m.jsonl", progress=False)
-    with pytest.raises(CorpusError, match="unknown format 'kaldi'"):
-        prepare("kaldi", tmp_path, tmp_path / "m.jsonl", progress=False)
+    with pytest.raises(CorpusError, match="unknown format 'timit'"):
+        prepare("timit", tmp_path, tmp_path / "m.jsonl", progress=False)
     with pytest.raises(CorpusError, match="does not exist"):
         prepare("tsv", tmp_path / "nowhere", tmp_path / "m.jsonl", progress=False)
-    assert set(IMPORTERS) == {"librispeech", "commonvoice", "ljspeech", "fsdd", "tsv", "folder", "an4", "manifest"}
+    assert set(IMPORTERS) == {"librispeech", "commonvoice", "ljspeech", "fsdd", "tsv", "folder", "an4", "kaldi",
+                              "manifest"}
 
 
 def test_manifest_import_rechecks_rows_and_reroots_paths(tmp_path):

@@ -1,14 +1,28 @@
-"""asr.lm and pipelines/build_lm.py: the Kneser-Ney estimator, the ARPA file it writes, and reading it back."""
+"""asr.lm, `asr lm` and pipelines/build_lm.py: the Kneser-Ney estimator, the ARPA file it writes, and reading it
+back."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import re
+import sys
 
 import pytest
 
-from asr.lm import BOS, EOS, UNK, LMError, build_lm, estimate, read_arpa, read_sentences, write_arpa
+from asr import cli
+from asr.lm import (
+    BOS,
+    EOS,
+    UNK,
+    WORDFREQ_MISSING,
+    LMError,
+    build_lm,
+    estimate,
+    read_arpa,
+    read_sentences,
+    write_arpa,
+)
 
 SENTENCES = ["the cat sat on the mat", "the dog sat on the log", "a cat ate the rat", "the cat sat",
              "san francisco", "san francisco", "san francisco", "a dog in san francisco"]
@@ -182,3 +196,58 @@ def test_build_lm_script_adds_common_english_words(tmp_path):
     assert {"because", "people", "don't"} <= words and "francisco" in words
     assert len(words - set(estimate(SENTENCES, 3).vocabulary())) > 250  # most of the 300 were new
     assert all(w.isascii() and " " not in w for w in words)
+
+
+def test_cli_builds_an_arpa_file_with_the_expected_ngrams(tmp_path, capsys):
+    (tmp_path / "text.txt").write_text("The cat sat.\nthe cat ran\n\n")
+    out = tmp_path / "lm.arpa"
+    assert cli.main(["lm", str(tmp_path / "text.txt"), "--out", str(out)]) == 0  # order 3 by default
+    assert capsys.readouterr().out == f"wrote {out} (order 3; 1-grams: 7, 2-grams: 6, 3-grams: 5)\n"
+    model = read_arpa(out)
+    assert model.order == 3 and model.counts() == [7, 6, 5]
+    assert set(model.vocabulary()) == {"the", "cat", "sat", "ran", BOS, EOS, UNK}
+    assert {g for g in model.logprob if len(g) == 2} == {
+        (BOS, "the"), ("the", "cat"), ("cat", "sat"), ("cat", "ran"), ("sat", EOS), ("ran", EOS)}
+    assert {g for g in model.logprob if len(g) == 3} == {
+        (BOS, "the", "cat"), ("the", "cat", "sat"), ("the", "cat", "ran"), ("cat", "sat", EOS), ("cat", "ran", EOS)}
+    assert model.log10_prob("sat", ["the", "cat"]) == model.log10_prob("ran", ["the", "cat"])  # seen once each
+
+    manifest = tmp_path / "more.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": "a.wav", "text": "a dog sat"}) + "\n")
+    assert cli.main(["lm", str(tmp_path / "text.txt"), str(manifest), "--order", "2", "--out", str(out)]) == 0
+    assert read_arpa(out).counts() == [9, 9]  # + a, dog; + <s> a, a dog, dog sat
+
+
+def test_cli_errors_name_the_file_and_leave_the_model_alone(tmp_path, capsys):
+    out = tmp_path / "lm.arpa"
+    out.write_text("previous model")
+    (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\n{"txt": "typo"}\n')
+    assert cli.main(["lm", str(tmp_path / "bad.jsonl"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"asr lm: error: {tmp_path / 'bad.jsonl'}:2: field 'text' is missing or not "
+                                       "a string\n")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    assert cli.main(["lm", str(tmp_path / "latin1.txt"), "--out", str(out)]) == 2
+    assert "latin1.txt: not UTF-8 text" in capsys.readouterr().err
+    assert cli.main(["lm", str(tmp_path / "bad.jsonl"), "--order", "9", "--out", str(out)]) == 2
+    assert "order must be between 1 and 6" in capsys.readouterr().err
+    assert out.read_text() == "previous model"
+
+
+def test_cli_background_words_need_wordfreq_only_when_asked(tmp_path, monkeypatch, capsys):
+    (tmp_path / "text.txt").write_text("the cat sat\n")
+    monkeypatch.setitem(sys.modules, "wordfreq", None)  # `import wordfreq` raises ImportError
+    assert cli.main(["lm", str(tmp_path / "text.txt"), "--out", str(tmp_path / "plain.arpa")]) == 0
+    assert cli.main(["lm", str(tmp_path / "text.txt"), "--background-words", "10",
+                     "--out", str(tmp_path / "wide.arpa")]) == 2
+    assert capsys.readouterr().err.endswith(f"asr lm: error: {WORDFREQ_MISSING}\n")
+    assert "pip install -e '.[lm]'" in WORDFREQ_MISSING and not (tmp_path / "wide.arpa").exists()
+
+
+def test_cli_background_words_widen_the_vocabulary(tmp_path):
+    pytest.importorskip("wordfreq")
+    (tmp_path / "text.txt").write_text("the cat sat\n")
+    assert cli.main(["lm", str(tmp_path / "text.txt"), "--order", "2", "--background-words", "20",
+                     "--out", str(tmp_path / "lm.arpa")]) == 0
+    words = set(read_arpa(tmp_path / "lm.arpa").vocabulary())
+    assert {"cat", "sat", "the", "of", "and"} <= words
+    assert len(words - {"cat", "sat", BOS, EOS, UNK}) == 20  # "the" is both a transcript and a background word
