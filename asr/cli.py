@@ -552,7 +552,7 @@ def _run_lm(args: argparse.Namespace) -> int:
 
 
 def _add_export(commands) -> None:
-    from asr.export import EXPORT_FORMATS
+    from asr.model_folder import EXPORT_FORMATS
 
     parser = commands.add_parser(
         "export", help="export a trained model as a SavedModel or TFLite file",

@@ -21,11 +21,10 @@ import numpy as np
 from asr.backend import keras, tf
 from asr.config import Config
 from asr.model import build_inference_model
-from asr.model_folder import is_savedmodel, model_source, write_config
+from asr.model_folder import EXPORT_FORMATS, is_savedmodel, model_source, write_config
 from asr.recognizer import load_keras_model
 from asr.utils import atomic_path, atomic_write
 
-EXPORT_FORMATS = ("savedmodel", "tflite")
 INT16_SCALE = 1.0 / 32768.0
 
 

@@ -51,6 +51,7 @@ STATE_NAME = "state.json"  # in checkpoints/: epoch, batches done in it, best de
 LAST_WEIGHTS_NAME = "last.weights.h5"  # in checkpoints/: network + optimiser state
 BEST_WEIGHTS_NAME = "best.weights.h5"  # in checkpoints/: network weights at the best dev WER
 
+EXPORT_FORMATS = ("savedmodel", "tflite")  # what `asr export` writes (asr.export)
 BUNDLED_MODEL = Path(__file__).parent / "assets" / "default_model"
 
 

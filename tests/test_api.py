@@ -14,9 +14,11 @@ def fresh_python(script: str, cwd: Path) -> subprocess.CompletedProcess:
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
 
 
-def test_reading_configs_manifests_and_text_does_not_load_tensorflow(tmp_path):
-    script = ("import sys, asr, asr.config, asr.data, asr.frames, asr.text\n"
+def test_reading_configs_manifests_text_and_the_cli_help_does_not_load_tensorflow(tmp_path):
+    script = ("import contextlib, io, sys, asr, asr.config, asr.data, asr.frames, asr.text, asr.cli\n"
               f"asr.config.load_config({str(REPO / 'configs' / 'default.yaml')!r})\n"
+              "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+              "    asr.cli.main(['--help'])  # every command's parser is built: `asr --help` stays quick\n"
               "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n")
     result = fresh_python(script, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
