@@ -215,6 +215,10 @@ def _add_train(commands) -> None:
     parser.add_argument("--epochs", type=int, metavar="N",
                         help="with --resume: train to N epochs in total, re-opening a finished run; the learning-"
                              "rate schedule is stretched to the new end (a cosine restarts warm)")
+    parser.add_argument("--init-from", metavar="MODEL",
+                        help="adapt a trained model: start from its weights (a model folder such as "
+                             "asr/assets/default_model, a run directory or a .keras file); the same as "
+                             "train.init_from=MODEL (add train.init_new_output=true for a new alphabet)")
     parser.add_argument("--checkpoint-every", type=int, default=50, help="save a checkpoint every N steps (default 50)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
@@ -233,6 +237,10 @@ def _run_train(args: argparse.Namespace) -> int:
         if args.config is None:
             raise UsageError("give --config (to start) or --out (to resume)")
         args.out = Path("runs") / args.config.stem
+    if args.init_from:
+        if args.resume:
+            raise UsageError("--init-from starts a run; --resume continues one from its own weights")
+        args.overrides = [*args.overrides, f"train.init_from={args.init_from}"]
     try:
         config = load_run_config(args.out, args.config, args.overrides, args.resume, args.epochs)
         if not args.resume and continues_run(args.out, config):

@@ -130,6 +130,9 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # default: one pass over the training manifest
     strategy: str = "auto"  # auto | default | mirrored (GPUs on one host) | multi_worker (TF_CONFIG)
     init_from: str | None = None  # fine-tune: start from this model's weights (a model folder or .keras file)
+    # With init_from: start the output layer afresh and every other layer from the model, e.g. to adapt it to
+    # a new alphabet (the acoustic layers keep what they learnt; the new output layer learns the characters).
+    init_new_output: bool = False
     # Training on CPU only (a GPU run always steps cuDNN's kernels): fused = asr.cpu_rnn's BiLSTM in float32,
     # fused_bf16 = the same with bfloat16 matrix multiplies, keras = Keras's generic loop, auto = fused_bf16
     # on CPUs with bfloat16 matrix instructions (AMX, AVX-512 BF16), else fused. Saved models are the same

@@ -198,25 +198,31 @@ def _fit(trainer, rows, config: Config, state: RunState, steps: int, callbacks, 
                     callbacks=callbacks, verbose=verbose, shuffle=False)
 
 
+OUTPUT_LAYER = "logits"  # asr.model's output Dense: the one layer train.init_new_output starts afresh
+
+
 def copy_weights_from(source: str | Path, network: keras.Model, config: Config) -> None:
     """Start from a trained model's weights (fine-tuning): layer by layer, by name and shape.
 
-    The source must share the alphabet and front end (its config.yaml says), otherwise its outputs or
-    inputs would mean something else with no shape to show it.
+    The source must share the front end (its config.yaml says), otherwise its inputs would mean something
+    else with no shape to show it, and the alphabet unless `train.init_new_output` starts the output layer
+    afresh (its classes are the alphabet's).
     """
     try:
         model, theirs, _ = load_keras_model(source)  # weights and config; no decoder, VAD or serving function
     except ModelError as error:
         raise ConfigError(f"train.init_from: {error}") from None
-    if theirs.alphabet_characters != config.alphabet_characters:
+    new_output = config.train.init_new_output
+    if theirs.alphabet_characters != config.alphabet_characters and not new_output:
         raise ConfigError(f"train.init_from: {source} has alphabet {theirs.alphabet_characters!r}, this run "
-                          f"{config.alphabet_characters!r}")
+                          f"{config.alphabet_characters!r}; set train.init_new_output=true to start the output "
+                          "layer afresh for the new alphabet")
     if theirs.features != config.features:
         raise ConfigError(f"train.init_from: {source} was trained on other features ({theirs.features}); "
                           f"this run has {config.features}")
     trained = acoustic_network(model)
     for layer in network.layers:
-        if not layer.weights:
+        if not layer.weights or (new_output and layer.name == OUTPUT_LAYER):
             continue
         try:
             weights = trained.get_layer(layer.name).get_weights()

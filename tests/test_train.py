@@ -295,3 +295,23 @@ def test_starting_the_same_config_on_its_run_folder_continues_it_and_another_con
     wider = load_config(trained_run / "config.yaml", ["model.units=96", "train.epochs=13"])
     with pytest.raises(ConfigError, match=r"model\.units: 64 -> 96; train\.epochs: 12 -> 13"):
         continues_run(trained_run, wider)
+
+
+def test_a_new_alphabet_starts_the_output_layer_afresh_and_keeps_every_other_layer(trained_run, tmp_path):
+    manifest = fsdd_manifest(tmp_path, "theo", copies=1)
+    fewer = "alphabet_characters=' abcdefghijklmnopqrstuvwxyz'"  # no apostrophe: one class less
+    config = tiny_config(manifest, fewer, f"train.init_from={trained_run}")
+    with pytest.raises(ConfigError, match="train.init_new_output=true"):
+        copy_weights_from(trained_run, build_network(config), config)
+    config = tiny_config(manifest, fewer, f"train.init_from={trained_run}", "train.init_new_output=true")
+    network = build_network(config)
+    fresh = [w.copy() for w in network.get_layer("logits").get_weights()]
+    copy_weights_from(trained_run, network, config)
+    trained = keras.saving.load_model(trained_run / "model.keras", safe_mode=True).get_layer("bilstm_ctc")
+    assert network.get_layer("logits").get_weights()[0].shape[-1] == 28  # 27 characters + blank
+    for ours, before in zip(network.get_layer("logits").get_weights(), fresh, strict=True):
+        np.testing.assert_array_equal(ours, before)  # untouched by the source model
+    for layer in network.layers:
+        if layer.weights and layer.name != "logits":
+            for ours, theirs in zip(layer.get_weights(), trained.get_layer(layer.name).get_weights(), strict=True):
+                np.testing.assert_array_equal(ours, theirs)
