@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import jiwer
 import numpy as np
 
 from asr.backend import keras, tf
@@ -20,6 +19,7 @@ from asr.data import Utterance
 from asr.dataset import make_dataset, predict_rows
 from asr.decoding import greedy_decode
 from asr.model_folder import BEST_WEIGHTS_NAME, LAST_WEIGHTS_NAME, STATE_NAME
+from asr.scoring import error_rate
 from asr.utils import atomic_path, atomic_write
 
 
@@ -132,7 +132,7 @@ def evaluate_rows(trainer: CTCTrainer, rows: Sequence[Utterance], config: Config
     hypotheses = greedy_decode([r["logits"] for r in results], [len(r["logits"]) for r in results], alphabet)
     references = [row.text for row in rows]
     return {"val_loss": float(np.mean(losses)) if losses else float("nan"),
-            "val_wer": jiwer.wer(references, hypotheses), "val_cer": jiwer.cer(references, hypotheses)}
+            "val_wer": error_rate(references, hypotheses), "val_cer": error_rate(references, hypotheses, words=False)}
 
 
 def _atomic_weights(model: keras.Model, path: Path) -> None:

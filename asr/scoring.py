@@ -339,6 +339,15 @@ def align(refs: list[str], hyps: list[str], words: bool) -> list[tuple[Counts, l
     return results
 
 
+def error_rate(references: Sequence[str], hypotheses: Sequence[str], words: bool = True) -> float:
+    """Corpus WER (or CER): edits over reference words (characters), with jiwer's alignment; an empty reference
+    counts its hypothesis's tokens as insertions. The one corpus rate training, tuning and reports share."""
+    counts = [c for c, _ in align(list(references), list(hypotheses), words=words)]
+    errors = sum(c.errors for c in counts)
+    total = sum(c.ref for c in counts)
+    return errors / total if total else float(errors > 0)
+
+
 def _from_chunks(ref: list[str], hyp: list[str], chunks: Iterable) -> tuple[Counts, list[dict]]:
     counts = Counts(ref=len(ref))
     aligned = []

@@ -31,6 +31,7 @@ import numpy as np
 from asr.data import ManifestError, read_manifest
 from asr.decoders import make_decoder
 from asr.decoding import DEFAULT_UNK_OFFSET, TOKEN_BEAM, VOCABULARIES, DecodingOptions
+from asr.scoring import error_rate
 from asr.text import Alphabet, normalize_text
 
 DEFAULT_ALPHAS = (0.0, 0.5, 1.0)
@@ -57,13 +58,7 @@ class Setting:
 
 
 def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
-    """Corpus WER: word edits over reference words (jiwer's alignment; empty references count insertions)."""
-    from asr.scoring import align
-
-    counts = [c for c, _ in align(list(references), list(hypotheses), words=True)]
-    errors = sum(c.errors for c in counts)
-    words = sum(c.ref for c in counts)
-    return errors / words if words else float(errors > 0)
+    return error_rate(references, hypotheses, words=True)
 
 
 def evaluate(transcriber: Transcriber, decoder, references: Sequence[str]) -> tuple[float, float]:

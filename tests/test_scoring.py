@@ -255,3 +255,13 @@ def test_load_report_rejects_other_json(tmp_path: Path):
     path.write_text("{oops")
     with pytest.raises(ManifestError, match=r"other\.json:1: not valid JSON"):
         load_report(path)
+
+
+def test_corpus_error_rate_counts_edits_over_reference_tokens_and_insertions_on_empty_references():
+    from asr.scoring import error_rate
+
+    references = ["the cat sat", "", "a b"]
+    hypotheses = ["the bat sat down", "noise", "a b"]
+    assert error_rate(references, hypotheses) == pytest.approx(3 / 5)  # 1 sub + 1 ins, 1 ins on the empty one
+    assert error_rate(["ab"], ["abc"], words=False) == pytest.approx(1 / 2)
+    assert error_rate([""], [""]) == 0.0 and error_rate([""], ["x"]) == 1.0
