@@ -15,8 +15,8 @@ only those words come out, and a partial word already carries the LM score of it
 is smeared with the highest unigram score below each node). Each word is spelled with a trailing space, so the
 model must fire a space (or reach the end of the utterance, appended as one frame where the space is certain)
 before a word counts: without it the search splits words into short ones the acoustics never separated. On
-the bundled model's dev set this search beat the open one by about 3 points WER (BENCHMARKS.md, "Closed
-vocabulary"), while a large `unk_offset` in the open search made it worse: the in-vocabulary spelling had
+the bundled model's dev set this search beat the open one by about 3 points WER (recipes/default/HISTORY.md,
+"Closed vocabulary"), while a large `unk_offset` in the open search made it worse: the in-vocabulary spelling had
 already left the beam by the time the word closed.
 """
 

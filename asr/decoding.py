@@ -42,8 +42,8 @@ VOCABULARIES = ("open", "closed")  # beam_lm: any spelling, or only the LM's wor
 # Classes tried per frame, most probable first. The open-vocabulary LM search's cost grows with it (a Python call
 # per hypothesis and class; the closed one scores in C++). CTC posteriors are peaky: on the bundled model's dev
 # set (244 utterances, width 32, with its LM) 16, 8, 4, 3 and 2 gave 41.1%, 41.1%, 41.4%, 41.6% and 42.2% WER,
-# and 4 decodes 3.8x faster than 16 (BENCHMARKS.md, "Token beam"). On the FSDD dev set 8, 16 and all 29 gave the
-# same WER; in the closed search at 76 epochs 8 gave 29.79% against 4's 29.73%.
+# and 4 decodes 3.8x faster than 16 (recipes/default/HISTORY.md, "Token beam"). On the FSDD dev set 8, 16 and all
+# 29 gave the same WER; in the closed search at 76 epochs 8 gave 29.79% against 4's 29.73%.
 TOKEN_BEAM = 4
 WORD_SEPARATOR = " "
 MIN_PROBABILITY = 1e-12  # floor before a log: a character's peak probability can underflow to 0 in float64
@@ -228,7 +228,7 @@ def _close_word(words: list[Word], chars: list[str], runs: list[list[int]], prob
     # A character's evidence is its peak frame: CTC fires a character on a spike, and a held sound repeats
     # frames, so a plain frame mean weighs long characters more. The geometric mean over characters lets
     # one doubtful character pull its word down; it separated right from wrong words better than the frame
-    # mean on the bundled model's dev splits (BENCHMARKS.md, "Complete test sets and word confidence").
+    # mean on the bundled model's dev splits (recipes/default/HISTORY.md, "Complete test sets and word confidence").
     peaks = np.array([probs[run, path[run]].max() for run in runs])
     confidence = float(np.clip(np.exp(np.log(np.maximum(peaks, MIN_PROBABILITY)).mean()), 0.0, 1.0))
     words.append(Word("".join(chars), runs[0][0] * frame_seconds, (runs[-1][-1] + 1) * frame_seconds, confidence))

@@ -3,7 +3,7 @@
     python pipelines/build_lm.py TEXT_OR_MANIFEST... [--order 3] [--background-words N] --out lm.arpa
 
 The same arguments, output and exit status as `asr lm` (asr/cli.py; the library code is `asr.lm.build_lm` and
-`asr.lm.background_words`), kept for the recipes and the BENCHMARKS.md commands that run this script.
+`asr.lm.background_words`), kept for the recipes and the commands in recipes/*/HISTORY.md that run this script.
 """
 
 from __future__ import annotations

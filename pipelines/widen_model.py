@@ -4,7 +4,7 @@
     asr train --config configs/default.yaml --out runs/default_wide_ft train.init_from=runs/default_wide \
         model.units=224 ...
 
-A network that has stopped improving at its width (see BENCHMARKS.md's learning curve) keeps what it has
+A network that has stopped improving at its width (see recipes/default/HISTORY.md's learning curve) keeps what it has
 learnt and gets new units to learn with: each recurrent layer gains `units - old units` units per direction
 with freshly initialised incoming weights (Keras's defaults: Glorot input, orthogonal recurrence, forget-gate
 bias 1) and **zero outgoing weights**, into the next layer's input, the recurrence of the old units and the

@@ -42,7 +42,7 @@ if run_stage 3 publish; then
   cp "$RUN/model.keras" "$RUN/config.yaml" "$RUN/alphabet.json" "$MODEL/"
   install -m 644 ../shared/data/an4_wav/LICENSE "$MODEL/AN4_LICENSE"
   # Decode 0.5 s of audio around each detected speech region (words are still kept only near speech): this
-  # model was trained on whole utterances with their silences; 0.1 s costs it 6.8 points of dev WER (BENCHMARKS).
+  # model was trained on whole utterances with their silences; 0.1 s costs it 6.8 points of dev WER (HISTORY.md).
   printf 'context_seconds: 0.5\n' > "$MODEL/vad.yaml"
 fi
 
