@@ -315,3 +315,13 @@ def test_a_new_alphabet_starts_the_output_layer_afresh_and_keeps_every_other_lay
         if layer.weights and layer.name != "logits":
             for ours, theirs in zip(layer.get_weights(), trained.get_layer(layer.name).get_weights(), strict=True):
                 np.testing.assert_array_equal(ours, theirs)
+
+
+def test_init_from_on_the_command_line_is_the_config_key_and_does_not_go_with_resume(trained_run, tmp_path):
+    refused = _run_cli("--out", str(trained_run), "--resume", "--init-from", str(trained_run))
+    output, _ = refused.communicate(timeout=120)
+    assert refused.returncode == 2 and "--init-from starts a run" in output
+    other = _run_cli("--config", str(trained_run / "config.yaml"), "--out", str(trained_run),
+                     "--init-from", str(tmp_path / "elsewhere"))
+    output, _ = other.communicate(timeout=120)  # the flag became train.init_from: another config than the run's
+    assert other.returncode == 2 and "train.init_from" in output and "elsewhere" in output
