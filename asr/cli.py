@@ -42,7 +42,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     adders = {"prepare": _add_prepare, "split": _add_split, "train": _add_train, "transcribe": _add_transcribe,
-              "evaluate": _add_evaluate, "score": _add_score, "lm": _add_lm, "export": _add_export}
+              "evaluate": _add_evaluate, "score": _add_score, "lm": _add_lm, "export": _add_export,
+              "export-data": _add_export_data}
     for name, add in adders.items():
         if only in (None, name):
             add(commands)
@@ -556,6 +557,31 @@ def _run_lm(args: argparse.Namespace) -> int:
         raise UsageError(f"{error.filename or args.out}: {error.strerror or error}") from None
     counts = ", ".join(f"{n}-grams: {size}" for n, size in enumerate(model.counts(), 1))
     print(f"wrote {args.out} (order {model.order}; {counts})")
+    return EXIT_OK
+
+
+def _add_export_data(commands) -> None:
+    parser = commands.add_parser(
+        "export-data", help="write a manifest in another toolkit's layout (a Kaldi data directory)",
+        description="Write MANIFEST's rows as a Kaldi data directory OUT (wav.scp, text, utt2spk, spk2utt, sorted "
+                    "as Kaldi sorts them; utterance ids SPEAKER-STEM; absolute audio paths): the reverse of "
+                    "`asr prepare kaldi`. Files are written atomically.")
+    parser.add_argument("format", choices=["kaldi"], help="layout to write")
+    parser.add_argument("manifest", type=Path, help="JSONL manifest")
+    parser.add_argument("out", type=Path, help="folder to write")
+    parser.set_defaults(handler=_run_export_data)
+
+
+def _run_export_data(args: argparse.Namespace) -> int:
+    from asr.data import ManifestError, read_manifest
+    from asr.kaldi import KaldiExportError, write_kaldi_dir
+
+    try:
+        rows = read_manifest(args.manifest)
+        folder = write_kaldi_dir(rows, args.out)
+    except (ManifestError, KaldiExportError) as error:
+        raise UsageError(f"{args.manifest}: {error}") from None
+    print(f"{folder}: {len(rows)} utterances, {len({row.speaker for row in rows})} speakers (Kaldi data directory)")
     return EXIT_OK
 
 

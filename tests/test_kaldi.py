@@ -94,3 +94,25 @@ def test_kaldi_tables_keep_the_rest_of_the_line(tmp_path):
     path.write_bytes("u1 caf\xe9\n".encode("latin-1"))
     with pytest.raises(CorpusError, match="text: not UTF-8 text"):
         read_kaldi_table(path)
+
+
+def test_a_manifest_written_as_a_kaldi_directory_reads_back_as_the_same_rows(tmp_path, monkeypatch):
+    from asr.data import Utterance, write_manifest
+    from asr.kaldi import write_kaldi_dir
+
+    audio = [write_tone(tmp_path / "audio" / f"{name}.wav", 1.0, seed=n) for n, name in enumerate(["b", "a", "a2"])]
+    rows = [Utterance(str(audio[0]), 1.0, "go  left", speaker="spk 2"), Utterance(str(audio[1]), 1.0, "yes",
+            speaker="spk1"), Utterance(str(audio[2]), 1.0, "no")]  # a space in a speaker; a row without one
+    write_manifest(tmp_path / "m.jsonl", rows)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["export-data", "kaldi", str(tmp_path / "m.jsonl"), str(tmp_path / "data")]) == 0
+    data = tmp_path / "data"
+    assert (data / "utt2spk").read_text() == "a2 a2\nspk1-a spk1\nspk_2-b spk_2\n"  # C-locale order
+    assert (data / "spk2utt").read_text() == "a2 a2\nspk1 spk1-a\nspk_2 spk_2-b\n"
+    assert (data / "text").read_text() == "a2 no\nspk1-a yes\nspk_2-b go left\n"
+    summary = prepare("kaldi", data, tmp_path / "back.jsonl")
+    assert summary.rejected == 0
+    back = {Path(r.audio_filepath).name: (r.text, r.speaker) for r in read_manifest(tmp_path / "back.jsonl")}
+    assert back == {"b.wav": ("go left", "spk_2"), "a.wav": ("yes", "spk1"), "a2.wav": ("no", "a2")}
+    with pytest.raises(ValueError, match="row 1: no audio_filepath"):
+        write_kaldi_dir([Utterance("", 1.0, "x")], tmp_path / "bad")
