@@ -35,7 +35,7 @@ BUNDLE=asr/assets/default_model
 INIT=${INIT:-$BUNDLE}  # the weights the run starts from (stage 4 reads them before stage 7 replaces them)
 SAMPLES=asr/samples/transcripts.tsv
 AN4_TEST_SPEAKERS=fjam,mdxn,mfaa,mjhp,mmaf,mmap,msjr,mtcv  # models/an4's dev speakers
-EPOCHS=${EPOCHS:-6}  # one cosine over them; ~10 h of audio an epoch
+EPOCHS=${EPOCHS:-3}  # one cosine over them; 9 h of audio an epoch, ~25 min each on 2 cores
 PEAK_RATE=3e-4
 mkdir -p "$DATA" "$TTS"
 
