@@ -12,6 +12,9 @@ import soxr
 SAMPLE_RATE = 16_000
 RESAMPLE_QUALITY = "HQ"  # soxr's high-quality setting: flat to ~0.9 Nyquist, >100 dB stop band
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".sph")  # .sph: NIST SPHERE (uncompressed)
+# Segment times in seconds (Kaldi `segments`, lhotse supervisions) are rounded by their writers: an end this
+# little past the audio is rounding (lhotse's default duration-mismatch tolerance), not a segment outside it.
+SEGMENT_END_TOLERANCE_SECONDS = 0.025
 _TRUNCATED_DATA_CHUNK = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 
@@ -35,26 +38,54 @@ def audio_info(path: str | Path) -> tuple[float, int]:
     return info.frames / info.samplerate, info.samplerate
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode `path`, mix to mono and resample to `sample_rate`. Returns float32 samples in [-1, 1]."""
-    samples, file_rate = read_audio(path)
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, offset: float | None = None,
+               duration: float | None = None) -> np.ndarray:
+    """Decode `path` (or only its `offset`..`offset + duration` seconds), mix to mono and resample to
+    `sample_rate`. Returns float32 samples in [-1, 1]."""
+    samples, file_rate = read_audio(path, offset, duration)
     return resample(samples, file_rate, sample_rate)
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Decode the whole file, mixed to mono at its own rate, with every check. Returns (samples, rate)."""
+def read_audio(path: str | Path, offset: float | None = None, duration: float | None = None
+               ) -> tuple[np.ndarray, int]:
+    """Decode the whole file, mixed to mono at its own rate, with every check. Returns (samples, rate).
+
+    With `offset` (seconds), only the segment from there (`duration` seconds long, or to the end) is read:
+    one seek, not a decode of what comes before. A segment that ends past the end of the audio is an error.
+    """
     path = Path(path)
     info = _read_header(path)
+    start, frames = segment_frames(path, info.frames, info.samplerate, offset, duration)
     try:
-        samples, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        samples, file_rate = sf.read(str(path), frames=frames, start=start, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as error:
         raise AudioError(path, _describe(error)) from None
-    if samples.shape[0] < info.frames:
-        raise AudioError(path, f"truncated: header promises {info.frames} samples, file holds {samples.shape[0]}")
+    if samples.shape[0] < frames:
+        promised = "header promises" if offset is None else "the segment needs"
+        raise AudioError(path, f"truncated: {promised} {frames} samples, file holds {samples.shape[0]}")
     if not np.isfinite(samples).all():
         raise AudioError(path, "contains NaN or infinite samples")
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     return mono, file_rate
+
+
+def segment_frames(path: str | Path, total: int, rate: int, offset: float | None, duration: float | None
+                   ) -> tuple[int, int]:
+    """(first sample, sample count) of a segment of a file holding `total` samples at `rate`; the whole file
+    when `offset` is None. Raises AudioError naming the file for a segment outside the audio."""
+    if offset is None:
+        return 0, total
+    length = total / rate
+    if offset < 0 or (duration is not None and duration <= 0):
+        raise AudioError(path, f"segment at {offset:.3f} s lasting {duration} s: the offset must be at least 0 "
+                               "and the duration positive")
+    start = round(offset * rate)
+    end = total if duration is None else round((offset + duration) * rate)
+    if start >= total or end > total + SEGMENT_END_TOLERANCE_SECONDS * rate:
+        stop = length if duration is None else offset + duration
+        raise AudioError(path, f"segment {offset:.3f}-{stop:.3f} s ends past the end of the audio "
+                               f"({length:.3f} s)")
+    return start, min(end, total) - start
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:

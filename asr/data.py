@@ -43,6 +43,9 @@ class Utterance:
     split: str | None = None
     original_text: str | None = None
     extra: dict = field(default_factory=dict)
+    # Seconds into audio_filepath where this utterance starts (NeMo's "offset"; a Kaldi segment, a lhotse
+    # supervision); `duration` is then the segment's length and only that slice is ever read.
+    offset: float | None = None
 
     @property
     def source(self) -> str:
@@ -60,7 +63,8 @@ class Utterance:
         return {**row, **self.extra}
 
 
-KNOWN_FIELDS = {"audio_filepath", "duration", "text", "speaker", "feature_filepath", "split", "original_text"}
+KNOWN_FIELDS = {"audio_filepath", "duration", "text", "speaker", "feature_filepath", "split", "original_text",
+                "offset"}
 
 
 def read_manifest(path: str | Path) -> list[Utterance]:
@@ -93,6 +97,12 @@ def _utterance_from_row(data: dict, base: Path, where: str) -> Utterance:
         duration = float(data.get("duration", 0.0))
     except (TypeError, ValueError):
         raise ManifestError(f"{where}: field 'duration' is not a number: {data['duration']!r}") from None
+    offset = data.get("offset")
+    if offset is not None:
+        if isinstance(offset, bool) or not isinstance(offset, int | float) or offset < 0:
+            raise ManifestError(f"{where}: field 'offset' must be seconds (a number, at least 0), got {offset!r}")
+        if not duration > 0:
+            raise ManifestError(f"{where}: a row with an 'offset' needs its segment's 'duration' (seconds, > 0)")
     resolve = lambda p: os.path.normpath(p if Path(p).is_absolute() else (base.resolve() / p))  # noqa: E731
     return Utterance(
         audio_filepath=resolve(data["audio_filepath"]) if data.get("audio_filepath") else None,
@@ -103,6 +113,7 @@ def _utterance_from_row(data: dict, base: Path, where: str) -> Utterance:
         split=data.get("split"),
         original_text=data.get("original_text"),
         extra={k: v for k, v in data.items() if k not in KNOWN_FIELDS},
+        offset=None if offset is None else float(offset),
     )
 
 
@@ -225,7 +236,8 @@ def read_length(utterance: Utterance, rules: ValidationRules) -> tuple[int, floa
         return array.shape[0], array.shape[0] / rate
     if not utterance.audio_filepath:
         raise ManifestError("no audio_filepath or feature_filepath")
-    samples, file_rate = read_audio(utterance.audio_filepath)  # a full decode: headers hide truncated bodies
+    # A full decode (of the segment, for a row with an offset): headers hide truncated bodies.
+    samples, file_rate = read_audio(utterance.audio_filepath, *utterance.segment)
     duration = len(samples) / file_rate
     return rules.features.frames_for(duration), duration
 

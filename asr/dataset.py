@@ -74,12 +74,17 @@ def make_dataset(rows: Sequence[Utterance], config: Config, training: bool, firs
     alphabet = config.alphabet()
     labels = tf.ragged.constant([alphabet.encode(row.text) for row in rows], dtype=tf.int32)
     sources = tf.constant([row.source for row in rows])
+    # A row without an offset reads its whole file (offset -1, duration 0 stand for "none" in a tensor).
+    offsets = tf.constant([-1.0 if row.offset is None else row.offset for row in rows], tf.float64)
+    durations = tf.constant([row.duration for row in rows], tf.float64)
     parallel = config.data.num_parallel_calls if config.data.num_parallel_calls > 0 else AUTOTUNE
     dataset = tf.data.Dataset.from_tensor_slices((order, batch_ids))
-    dataset = dataset.map(lambda index, batch: (sources[index], labels[index], batch))
     if uses_features:
+        dataset = dataset.map(lambda index, batch: (sources[index], labels[index], batch))
         dataset = dataset.map(_feature_loader(config.input_dim), num_parallel_calls=parallel)
     else:
+        dataset = dataset.map(lambda index, batch: ((sources[index], offsets[index], durations[index]),
+                                                    labels[index], batch))
         dataset = dataset.map(_audio_loader(config.features.sample_rate), num_parallel_calls=parallel)
         if augment and augment.changes_waveform:
             dataset = dataset.map(_waveform_augmenter(augment, config.features.sample_rate, config.train.seed),
@@ -171,12 +176,14 @@ def cache_features(rows: Sequence[Utterance], features: FeatureConfig, folder: P
     cached = []
     for row in tqdm(rows, desc="feature cache", unit="utt", disable=len(rows) < 200):
         stat = Path(row.source).stat()
-        key = hashlib.sha1(f"{Path(row.source).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{settings}".encode())
+        key = hashlib.sha1(f"{Path(row.source).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{row.segment}|"
+                           f"{settings}".encode())
         target = folder / f"{key.hexdigest()}.npy"
         if not target.exists():
-            array = compute(load_audio(row.source, features.sample_rate)).numpy()
+            array = compute(load_audio(row.source, features.sample_rate, *row.segment)).numpy()
             with atomic_path(target, ".npy") as temporary:
                 np.save(temporary, array)
+        # The features are the segment's own: the cached row reads all of them, from no offset.
         cached.append(Utterance(row.audio_filepath, row.duration, row.text, row.speaker, str(target),
                                 row.split, row.original_text, row.extra))
     return cached
@@ -191,11 +198,12 @@ def _uses_precomputed_features(rows: Sequence[Utterance]) -> bool:
 
 
 def _audio_loader(sample_rate: int):
-    def load(path):
-        return load_audio(path.decode(), sample_rate)
+    def load(path, offset, duration):
+        segment = (None, None) if offset < 0 else (float(offset), float(duration))
+        return load_audio(path.decode(), sample_rate, *segment)
 
     def attach_waveform(source, label, batch):
-        samples = tf.numpy_function(load, [source], tf.float32, stateful=False)
+        samples = tf.numpy_function(load, list(source), tf.float32, stateful=False)
         samples.set_shape([None])
         return {"waveform": samples, "labels": label}, batch
 
