@@ -70,8 +70,12 @@ def _add_prepare(commands) -> None:
                     "and the rows the model cannot emit are kept and counted. Format an4 reads "
                     "the Sphinx layout (etc/an4_SUBSET.transcription and .fileids, with feat/ID.mfc features "
                     "or wav/ID.wav|.flac|.sph waveforms) or a waveform folder with a transcripts.tsv. Format "
-                    "kaldi reads a Kaldi data directory (wav.scp with file paths, text, utt2spk; a segments file "
-                    "is not supported yet). Exit status: 0 "
+                    "kaldi reads a Kaldi data directory (wav.scp with file paths, text, utt2spk; optionally "
+                    "segments, each a row with the offset and duration of its slice of a wav.scp recording, and "
+                    "spk2gender, kept as each row's gender). Format lhotse reads lhotse manifests (JSONL or "
+                    ".jsonl.gz; lhotse itself is not needed): a cuts file, or a recordings file with its "
+                    "supervisions file beside it (or a folder holding the pair), one row per supervision, the "
+                    "slice of its recording's audio file. Exit status: 0 "
                     "all rows kept, 1 some rejected (reported; the manifest holds the rest), 2 nothing written.")
     parser.add_argument("format", choices=sorted(IMPORTERS), help="layout of SOURCE")
     parser.add_argument("source", type=Path, help="corpus folder (or its TSV/metadata file)")
@@ -343,9 +347,10 @@ def decoding_options(args: argparse.Namespace, model_defaults):
     return replace(model_defaults, **{k: v for k, v in given.items() if v is not None})
 
 
-def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None, fmt: str,
+def _transcribe_to(args: argparse.Namespace, sources: list, out: Path | None, fmt: str,
                    relative_paths: bool = False):
-    """Load the model and decoder named by the arguments, transcribe `paths` and write each row as it comes.
+    """Load the model and decoder named by the arguments, transcribe `sources` (paths and `AudioSegment`s) and
+    write each row as it comes.
 
     Returns (the summary, the model's config).
     """
@@ -356,7 +361,7 @@ def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None,
     from asr.outputs import OutputError, OutputWriter
     from asr.ray_engine import RayUnavailable, transcribe_with_ray
     from asr.recognizer import ModelError, load_model
-    from asr.transcribe import Summary, TranscribeOptions, transcribe
+    from asr.transcribe import Summary, TranscribeOptions, source_key, transcribe
     from asr.vad import VadError
 
     min_confidence = getattr(args, "min_confidence", None)
@@ -370,14 +375,17 @@ def _transcribe_to(args: argparse.Namespace, paths: list[str], out: Path | None,
         options = TranscribeOptions(args.batch_size, args.window, args.overlap, vad)
         decoding = decoding_options(args, model.decoding)
         decoder = make_decoder(model.config.alphabet(), decoding)
-        writer = OutputWriter(out, fmt, paths, resume=args.resume, min_confidence=min_confidence,
-                              relative_paths=relative_paths)
+        writer = OutputWriter(out, fmt, [source_key(source) for source in sources], resume=args.resume,
+                              min_confidence=min_confidence, relative_paths=relative_paths)
     except (ModelError, DecoderError, OutputError, VadError) as error:
         raise UsageError(error) from None
     except ValueError as error:  # TranscribeOptions: window, overlap, batch size
         raise UsageError(f"--window/--overlap/--batch-size: {error}") from None
-    todo = [p for p in paths if not writer.is_done(p)]
-    summary = Summary(skipped=len(paths) - len(todo))
+    if args.engine == "ray" and not all(isinstance(source, str) for source in sources):
+        raise UsageError("--engine ray transcribes whole files: a manifest with segments (rows with an offset) "
+                         "runs with the default engine")
+    todo = [source for source in sources if not writer.is_done(source_key(source))]
+    summary = Summary(skipped=len(sources) - len(todo))
     start = time.perf_counter()
     try:
         if args.engine == "ray":
@@ -433,17 +441,17 @@ def _add_evaluate(commands) -> None:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from asr.data import ManifestError, ValidationRules, read_manifest
+    from asr.transcribe import manifest_sources
 
     try:
-        # Each file once: rows sharing a recording are all scored against its one transcript.
-        paths = list(dict.fromkeys(row.audio_filepath for row in read_manifest(args.manifest) if row.audio_filepath))
+        sources = manifest_sources(read_manifest(args.manifest))
     except ManifestError as error:
         raise UsageError(error) from None
-    if not paths:
+    if not sources:
         raise UsageError(f"{args.manifest}: no rows with audio_filepath to transcribe")
     args.report.mkdir(parents=True, exist_ok=True)
     transcripts = args.report / "transcripts.jsonl"
-    _, config = _transcribe_to(args, paths, transcripts, "jsonl", relative_paths=True)
+    _, config = _transcribe_to(args, sources, transcripts, "jsonl", relative_paths=True)
     args.ref, args.hyp = str(args.manifest), str(transcripts)
     return _run_score(args, ValidationRules.for_model(config, purpose="eval"))
 

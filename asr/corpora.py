@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import os
 import re
 import sys
 from collections import Counter
@@ -25,6 +24,7 @@ from tqdm import tqdm
 from asr.audio import AUDIO_EXTENSIONS
 from asr.data import (
     IMPORT_ERROR,
+    CorpusError,
     ManifestError,
     Utterance,
     ValidationRules,
@@ -33,6 +33,8 @@ from asr.data import (
     read_manifest,
     write_manifest,
 )
+from asr.kaldi import import_kaldi
+from asr.lhotse_manifests import import_lhotse
 
 SPHINX_FRAMES_PER_SECOND = 100.0
 SPHINX_CEPSTRA = 13
@@ -47,12 +49,6 @@ PATH_COLUMNS = ("path", "audio_filepath", "audio", "file", "filename", "wav")
 TEXT_COLUMNS = ("text", "transcript", "transcription", "sentence", "normalized_text")
 SPEAKER_COLUMNS = ("speaker", "client_id", "speaker_id")
 SPLIT_COLUMNS = ("split", "subset")
-KALDI_FILES = ("wav.scp", "text", "utt2spk")  # what a Kaldi data directory must hold (utils/validate_data_dir.sh)
-KALDI_ARCHIVE = re.compile(r"\.ark:\d+$")  # wav.scp's "extended filename" into an archive: foo.ark:1234
-
-
-class CorpusError(ValueError):
-    """The corpus folder itself is not in the expected layout (as opposed to one bad row)."""
 
 
 @dataclass
@@ -225,74 +221,6 @@ def import_manifest(source: Path, out: Path) -> Iterator[Utterance]:
         yield from read_manifest(source)
     except ManifestError as error:
         raise CorpusError(str(error)) from None
-
-
-def import_kaldi(source: Path, out: Path) -> Iterator[Utterance]:
-    """A Kaldi data directory (data/train): `wav.scp` (utterance id -> audio file), `text` (id -> transcript) and
-    `utt2spk` (id -> speaker), one row per utterance id found in any of them.
-
-    Relative wav.scp paths are taken from the current folder, as Kaldi's scripts take them (they run in the
-    recipe folder that holds data/). An id missing from one of the three files is rejected, naming the file, and
-    so is a `cmd |` entry (a command whose output is the audio: not run here) or an archive offset (foo.ark:12);
-    a path to no file is rejected by the audio check like any other. A `segments` file (several utterances cut
-    from one recording) is refused as a whole: a manifest row is a whole file, with no start offset yet.
-    """
-    if not source.is_dir():
-        raise CorpusError(f"{source}: not a folder (expected a Kaldi data directory: {', '.join(KALDI_FILES)})")
-    missing = [name for name in KALDI_FILES if not (source / name).is_file()]
-    if missing:
-        raise CorpusError(f"{source}: not a Kaldi data directory: no {', '.join(missing)} (it needs "
-                          f"{', '.join(KALDI_FILES)})")
-    if (source / "segments").exists():
-        raise CorpusError(f"{source / 'segments'}: segments are not supported yet: a manifest row is a whole audio "
-                          "file (it has no start offset), so each wav.scp entry must be one utterance")
-    wav, text, speakers = (read_kaldi_table(source / name) for name in KALDI_FILES)
-    for utt_id in dict.fromkeys([*wav, *text, *speakers]):
-        transcript = text.get(utt_id, "")
-        if utt_id not in wav:
-            listed = "text" if utt_id in text else "utt2spk"
-            yield Utterance(str(source / listed), 0.0, transcript, speaker=speakers.get(utt_id), extra={
-                IMPORT_ERROR: f"utterance without audio ({utt_id} is in {listed}, not in wav.scp)"})
-            continue
-        entry = wav[utt_id]
-        problem = None
-        if entry.endswith("|"):
-            problem = (f"wav.scp entry is a command, not a file ({utt_id}: {entry!r}): commands are not run; write "
-                       "their audio to files and list those")
-        elif KALDI_ARCHIVE.search(entry):
-            problem = f"wav.scp entry is an archive offset, not a file ({utt_id}: {entry!r})"
-        elif not entry:
-            problem = f"wav.scp entry has no path ({utt_id})"
-        elif utt_id not in text:
-            problem = f"utterance without text ({utt_id} is in wav.scp, not in text)"
-        elif utt_id not in speakers:
-            problem = f"utterance without speaker ({utt_id} is not in utt2spk)"
-        path = Path(os.path.abspath(entry)) if entry and problem is None else source / "wav.scp"  # from cwd
-        yield Utterance(str(path), 0.0, transcript, speaker=speakers.get(utt_id),
-                        extra={IMPORT_ERROR: problem} if problem else {})
-
-
-def read_kaldi_table(path: Path) -> dict[str, str]:
-    """A Kaldi text table: `utterance-id value` per line, the value being the rest of the line (maybe empty).
-
-    Read here rather than with a library: lhotse's Kaldi reader needs PyTorch and kaldiio runs `cmd |` entries,
-    which this importer must name and reject instead; the format itself is one split per line.
-    """
-    table: dict[str, str] = {}
-    lines: dict[str, int] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise CorpusError(f"{path}: not UTF-8 text") from None
-    for number, line in enumerate(text.splitlines(), 1):
-        fields = line.strip().split(maxsplit=1)
-        if not fields:
-            continue
-        if fields[0] in table:
-            raise CorpusError(f"{path}:{number}: utterance id {fields[0]!r} again (first on line "
-                              f"{lines[fields[0]]}); Kaldi tables list each id once")
-        table[fields[0]], lines[fields[0]] = fields[1] if len(fields) > 1 else "", number
-    return table
 
 
 def import_an4(source: Path, out: Path) -> Iterator[Utterance]:
@@ -483,4 +411,5 @@ IMPORTERS: dict[str, Callable[[Path, Path], Iterator[Utterance]]] = {
     "an4": import_an4,
     "kaldi": import_kaldi,
     "manifest": import_manifest,
+    "lhotse": import_lhotse,
 }

@@ -33,6 +33,10 @@ class ManifestError(ValueError):
     pass
 
 
+class CorpusError(ValueError):
+    """The corpus folder itself is not in the expected layout (as opposed to one bad row); `asr.corpora`'s."""
+
+
 @dataclass
 class Utterance:
     audio_filepath: str | None
@@ -60,11 +64,34 @@ class Utterance:
         if "audio_filepath" not in row:
             row["audio_filepath"] = None  # NeMo readers expect the key
         row["duration"] = round(float(row["duration"]), 4)
+        if "offset" in row:
+            row["offset"] = round(float(row["offset"]), 4)
         return {**row, **self.extra}
 
+    @property
+    def segment(self) -> tuple[float | None, float | None]:
+        """(offset, duration) to read from the audio file: (None, None) for the whole file."""
+        return (None, None) if self.offset is None else (self.offset, self.duration)
 
+
+SEGMENT_MARK = "#t="  # W3C Media Fragments: a time range of the file named before it
 KNOWN_FIELDS = {"audio_filepath", "duration", "text", "speaker", "feature_filepath", "split", "original_text",
                 "offset"}
+
+
+def segment_key(path: str, offset: float | None = None, duration: float | None = None) -> str:
+    """How an input is told apart from the others: its path, and for a segment the W3C Media Fragments time
+    range after it (`a.wav#t=12.500,15.250`), so the segments of one recording are matched, resumed and named
+    each on its own."""
+    if offset is None:
+        return path
+    return f"{path}{SEGMENT_MARK}{offset:.3f},{offset + (duration or 0.0):.3f}"
+
+
+def split_segment_key(key: str) -> tuple[str, str]:
+    """(path, "start,end" or "") of a `segment_key`."""
+    path, _, times = key.partition(SEGMENT_MARK)
+    return path, times
 
 
 def read_manifest(path: str | Path) -> list[Utterance]:

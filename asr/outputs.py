@@ -22,6 +22,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from asr.data import segment_key, split_segment_key
 from asr.utils import atomic_path, atomic_write
 
 FORMATS = ("txt", "jsonl", "ctm", "srt", "vtt", "textgrid")
@@ -72,7 +73,7 @@ class OutputWriter:
         elif out is not None:
             blocks = _read_finished_ctm(out) if fmt == "ctm" and resume and out.exists() else []
             rows = _read_finished(out, fmt) if fmt != "ctm" and resume and out.exists() else []
-            self.done = {self._key(row["audio_filepath"]) for row in rows} | {path for path, _ in blocks}
+            self.done = {self._key(row_key(row)) for row in rows} | {key for key, _ in blocks}
             with atomic_write(out) as handle:  # drop torn and failed rows before appending again
                 for row in rows:
                     handle.write(render_line(row, fmt))
@@ -80,12 +81,13 @@ class OutputWriter:
                     handle.write(block)
             self.handle = out.open("a", encoding="utf-8")
 
-    def _key(self, path: str) -> str:
-        """How a finished row is recognised: its path, resolved when the rows hold relative ones."""
-        return str((self.relative_to / path).resolve()) if self.relative_to is not None else path
+    def _key(self, key: str) -> str:
+        """How a finished row is recognised: its `row_key`, resolved when the rows hold relative paths."""
+        return str((self.relative_to / key).resolve()) if self.relative_to is not None else key
 
-    def is_done(self, path: str) -> bool:
-        return (str(Path(path).resolve()) if self.relative_to is not None else path) in self.done
+    def is_done(self, key: str) -> bool:
+        """Whether the input with this key (`asr.transcribe.source_key`) was finished by a previous run."""
+        return (str(Path(key).resolve()) if self.relative_to is not None else key) in self.done
 
     def write(self, row: dict) -> None:
         if self.min_confidence is not None:
@@ -107,7 +109,7 @@ class OutputWriter:
 
     def _render_line(self, row: dict) -> str:
         if self.fmt == "ctm":
-            return render_ctm(row, self.ids[row["audio_filepath"]])
+            return render_ctm(row, self.ids[row_key(row)])
         return render_line(row, self.fmt)
 
     def _write_document(self, path: Path, row: dict) -> None:
@@ -122,7 +124,7 @@ class OutputWriter:
             with (self.out / ERRORS_FILE).open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             return
-        name = self.names[row["audio_filepath"]]
+        name = self.names[row_key(row)]
         if self.fmt in DOCUMENT_FORMATS:
             self._write_document(self.out / name, row)
             return
@@ -151,11 +153,17 @@ def flag_low_confidence(row: dict, threshold: float) -> dict:
     return {**row, "words": words, "low_confidence_words": sum(word["low_confidence"] for word in words)}
 
 
+def row_key(row: dict) -> str:
+    """The input an output row is of: its audio file, and for a segment (a row with an offset) its time range
+    (`asr.data.segment_key`)."""
+    return segment_key(row["audio_filepath"], row.get("offset"), row.get("duration"))
+
+
 def render_line(row: dict, fmt: str) -> str:
     if fmt == "jsonl":
         return json.dumps(row, ensure_ascii=False) + "\n"
     text = row["text"] if "error" not in row else f"ERROR: {row['error']}"
-    return f"{row['audio_filepath']}\t{text}\n"
+    return f"{row_key(row)}\t{text}\n"
 
 
 def render_ctm(row: dict, utterance_id: str) -> str:
@@ -164,9 +172,9 @@ def render_ctm(row: dict, utterance_id: str) -> str:
     A failed input is a comment line only (`;; error: …`), which `--resume` drops so the input is retried.
     """
     if "error" in row:
-        return f";; error: {row['audio_filepath']}: {' '.join(str(row['error']).split())}\n"
+        return f";; error: {row_key(row)}: {' '.join(str(row['error']).split())}\n"
     words = row["words"]
-    lines = [f";; {utterance_id} {len(words)} word{'' if len(words) == 1 else 's'} from {row['audio_filepath']}"]
+    lines = [f";; {utterance_id} {len(words)} word{'' if len(words) == 1 else 's'} from {row_key(row)}"]
     lines += [f"{utterance_id} {CTM_CHANNEL} {w['start']:.3f} {max(w['end'] - w['start'], 0.0):.3f} {w['word']} "
               f"{w['confidence']:.4f}" for w in words]
     return "\n".join(lines) + "\n"
@@ -207,11 +215,18 @@ def _praatio():
 
 
 def utterance_ids(paths: list[str]) -> dict[str, str]:
-    """The utterance id of each input in ctm and trn files: its file stem, with whitespace and parentheses (which
-    those formats use as separators) turned into "_"; inputs sharing an id get a short hash of their path."""
-    ids = {path: re.sub(r"[\s()]", "_", Path(path).stem) or "_" for path in paths}
+    """The utterance id of each input in ctm and trn files: its file stem (and a segment's time range,
+    `rec_12.500-15.250`), with whitespace and parentheses (which those formats use as separators) turned into
+    "_"; inputs sharing an id get a short hash of their path."""
+    ids = {path: re.sub(r"[\s()]", "_", input_stem(path)) or "_" for path in paths}
     shared = Counter(ids.values())
     return {path: f"{uid}-{_path_hash(path)}" if shared[uid] > 1 else uid for path, uid in ids.items()}
+
+
+def input_stem(key: str) -> str:
+    """A file's stem, and for a segment's key (`asr.data.segment_key`) its time range after it."""
+    path, times = split_segment_key(key)
+    return f"{Path(path).stem}_{times.replace(',', '-')}" if times else Path(path).stem
 
 
 def _path_hash(path: str) -> str:
@@ -251,10 +266,10 @@ def _timestamp(seconds: float, separator: str) -> str:
 
 def _output_names(inputs: list[str], fmt: str) -> dict[str, str]:
     """`stem.EXT` per input; inputs sharing a stem get a short hash of their path so none overwrites another."""
-    stems = Counter(Path(p).stem for p in inputs)
+    stems = Counter(input_stem(p) for p in inputs)
     names = {}
     for path in inputs:
-        stem = Path(path).stem
+        stem = input_stem(path)
         if stems[stem] > 1:
             stem += "-" + _path_hash(path)
         names[path] = f"{stem}.{EXTENSIONS.get(fmt, fmt)}"

@@ -37,7 +37,7 @@ from asr.model_folder import (  # noqa: F401  (BUNDLED_MODEL .. write_decoding_o
     read_vad_options,
     write_decoding_options,
 )
-from asr.transcribe import AudioArray, transcribe
+from asr.transcribe import AudioArray, source_key, transcribe
 from asr.vad import VadOptions
 
 
@@ -80,8 +80,8 @@ class Recognizer:
         sources = [AudioArray(item, sample_rate, f"<array {i}>") if isinstance(item, np.ndarray) else str(item)
                    for i, item in enumerate(items)]
         decoder = make_decoder(self.config.alphabet(), decoding or self.decoding)
-        by_name = {result.path: result for result in transcribe(sources, self, decoder, options, progress)}
-        results = [by_name[source.name if isinstance(source, AudioArray) else source] for source in sources]
+        by_key = {result.key: result for result in transcribe(sources, self, decoder, options, progress)}
+        results = [by_key[source_key(source)] for source in sources]
         if single and results[0].error:
             raise AudioError(results[0].path, results[0].error.removeprefix(f"{results[0].path}: "))
         return results[0] if single else results

@@ -34,7 +34,7 @@ import numpy as np
 from asr.alignment import aligned_words
 from asr.bootstrap import DEFAULT_BOOTSTRAP, DEFAULT_SEED, Interval, bootstrap_interval
 from asr.confidence import token_confidences, word_confidence_pairs
-from asr.data import ManifestError, Utterance, iter_jsonl, read_manifest
+from asr.data import ManifestError, Utterance, iter_jsonl, read_manifest, segment_key
 from asr.outputs import utterance_ids
 from asr.text import normalize_text
 from asr.utils import atomic_write
@@ -254,7 +254,8 @@ def hypothesis_from_row(data: object, base: Path, where: str, line: int = 0) -> 
         raise ManifestError(f"{where}: needs a string 'text' (or an 'error' for a failed input)")
     audio = Path(data["audio_filepath"])
     resolved = audio if audio.is_absolute() else base / audio
-    return Hypothesis(_resolve(str(resolved)), text if error is None else None,
+    key = segment_key(_resolve(str(resolved)), data.get("offset"), data.get("duration"))  # a segment: its range
+    return Hypothesis(key, text if error is None else None,
                       None if error is None else str(error), line, word_confidence_pairs(data.get("words")))
 
 
@@ -270,14 +271,20 @@ def _shown(path: str) -> str:
 
 def reference_ids(refs: Sequence[Utterance]) -> list[str]:
     """Each reference's utterance id: a trn reference's own, else its audio (or feature) file's stem."""
-    stems = utterance_ids([_resolve(r.audio_filepath or r.source) for r in refs if UTTERANCE_ID not in r.extra])
-    return [r.extra[UTTERANCE_ID] if UTTERANCE_ID in r.extra else stems[_resolve(r.audio_filepath or r.source)]
-            for r in refs]
+    stems = utterance_ids([_reference_key(r) for r in refs if UTTERANCE_ID not in r.extra])
+    return [r.extra[UTTERANCE_ID] if UTTERANCE_ID in r.extra else stems[_reference_key(r)] for r in refs]
+
+
+def _reference_key(ref: Utterance) -> str:
+    """A reference's resolved file, and for a segment (a row with an offset) its time range after it."""
+    return segment_key(_resolve(ref.audio_filepath or ref.source), ref.offset, ref.duration)
 
 
 def _shown_reference(ref: Utterance) -> str:
     """How a report names a reference: its file (see `_shown`), or a trn reference's utterance id."""
-    return ref.extra[UTTERANCE_ID] if UTTERANCE_ID in ref.extra else _shown(ref.audio_filepath or ref.source)
+    if UTTERANCE_ID in ref.extra:
+        return ref.extra[UTTERANCE_ID]
+    return segment_key(_shown(ref.audio_filepath or ref.source), ref.offset, ref.duration)
 
 
 def match_rows(refs: Sequence[Utterance], hyps: Sequence[Hypothesis]
@@ -289,7 +296,7 @@ def match_rows(refs: Sequence[Utterance], hyps: Sequence[Hypothesis]
         hyp_key = {id(h): h.utterance_id if h.utterance_id is not None else stems[h.audio_filepath] for h in hyps}
         method, key, what = MATCH_ID, (lambda p: p), "utterance"
     else:
-        ref_keys = [_resolve(r.audio_filepath or r.source) for r in refs]
+        ref_keys = [_reference_key(r) for r in refs]
         hyp_key = {id(h): h.audio_filepath for h in hyps}
         method, key, what = MATCH_PATH, (lambda p: p), "file"
         if not set(ref_keys) & set(hyp_key.values()) and _unique_names(ref_keys, hyps):

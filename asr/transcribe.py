@@ -23,8 +23,8 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from asr.audio import AUDIO_EXTENSIONS, AudioError, audio_info, open_audio, resample
-from asr.data import ManifestError, read_manifest
+from asr.audio import AUDIO_EXTENSIONS, AudioError, audio_info, open_audio, resample, segment_frames
+from asr.data import ManifestError, Utterance, read_manifest, segment_key
 from asr.decoding import Decoder, Transcript, Word
 from asr.vad import VadOptions, detect
 
@@ -91,10 +91,56 @@ class _ArrayReader:
         return block
 
 
-Source = str | AudioArray  # a path, or audio in memory
+@dataclass(frozen=True)
+class AudioSegment:
+    """`duration` seconds of a file from `offset` (a manifest row with an offset: a Kaldi segment, a lhotse
+    supervision), transcribed as if it were the whole file; only that slice is read."""
+
+    path: str
+    offset: float
+    duration: float
+
+    @property
+    def name(self) -> str:
+        return segment_key(self.path, self.offset, self.duration)
+
+
+class _SliceReader:
+    """The part of `soundfile.SoundFile` that `read_segments` uses, over `frames` samples from `start`."""
+
+    def __init__(self, handle: sf.SoundFile, start: int, frames: int):
+        self.handle, self.start, self.frames, self.samplerate = handle, start, frames, handle.samplerate
+        self.position = 0
+
+    def __enter__(self) -> _SliceReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
+
+    def seek(self, frame: int) -> None:
+        self.position = frame
+        self.handle.seek(self.start + frame)
+
+    def read(self, frames: int, dtype: str = "float32", always_2d: bool = True) -> np.ndarray:
+        block = self.handle.read(max(0, min(frames, self.frames - self.position)), dtype=dtype, always_2d=always_2d)
+        self.position += len(block)
+        return block
+
+
+Source = str | AudioArray | AudioSegment  # a path, audio in memory, or part of a file
 
 
 def _open(source: Source):
+    if isinstance(source, AudioSegment):
+        handle = open_audio(source.path)
+        try:
+            start, frames = segment_frames(source.path, handle.frames, handle.samplerate, source.offset,
+                                           source.duration)
+        except AudioError:
+            handle.close()
+            raise
+        return _SliceReader(handle, start, frames)
     if isinstance(source, AudioArray):
         if not source.sample_rate > 0 or len(source.samples) == 0:
             raise AudioError(source.name, f"needs samples and a positive sample rate, got {len(source.samples)} "
@@ -103,13 +149,20 @@ def _open(source: Source):
     return open_audio(source)  # with the header checks: missing, empty, not audio, truncated, zero samples
 
 
-def _name(source: Source) -> str:
-    return source.name if isinstance(source, AudioArray) else source
+def source_key(source: Source) -> str:
+    """What tells an input's result apart: its path (or an array's name), a segment's `segment_key`."""
+    return source if isinstance(source, str) else source.name
+
+
+def _result(source: Source) -> FileResult:
+    if isinstance(source, AudioSegment):
+        return FileResult(source.path, source.duration, segment=(source.offset, source.duration))
+    return FileResult(source_key(source))
 
 
 def _duration(source: Source) -> float:
     try:
-        return source.duration if isinstance(source, AudioArray) else audio_info(source)[0]
+        return audio_info(source)[0] if isinstance(source, str) else source.duration
     except AudioError:
         return 0.0  # reported when it is read
 
@@ -127,21 +180,33 @@ class Segment:
 
 @dataclass
 class FileResult:
-    """One input's transcript: its words with times (seconds) and confidences, or why it failed."""
+    """One input's transcript: its words with times (seconds) and confidences, or why it failed.
+
+    For a segment of a file, `segment` is its (offset, duration) and word times are the file's (offset
+    included), as the row's `audio_filepath` names the whole file.
+    """
 
     path: str
     duration: float = 0.0
     words: list[Word] = field(default_factory=list)
     error: str | None = None
+    segment: tuple[float, float] | None = None
 
     @property
     def text(self) -> str:
         return " ".join(w.word for w in self.words)
 
+    @property
+    def key(self) -> str:
+        return segment_key(self.path, *self.segment) if self.segment else self.path
+
     def row(self) -> dict:
+        where = {"audio_filepath": self.path}
+        if self.segment:  # the declared segment, so that the row matches its manifest row
+            where |= {"offset": round(self.segment[0], 4), "duration": round(self.segment[1], 4)}
         if self.error is not None:
-            return {"audio_filepath": self.path, "error": self.error}
-        return {"audio_filepath": self.path, "duration": round(self.duration, 3),
+            return {**where, "error": self.error}
+        return {"audio_filepath": self.path, "duration": round(self.duration, 3), **where,
                 "text": self.text,
                 "words": [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3),
                            "confidence": round(w.confidence, 4)} for w in self.words]}
@@ -171,27 +236,45 @@ class Summary:
                 f"in {self.wall_seconds:.1f} s: RTF {rtf:.4f} ({speed:.0f}× real time)")
 
 
-def expand_inputs(inputs: Iterable[str]) -> list[str]:
-    """Files, folders (searched recursively for audio), glob patterns and manifests -> audio paths.
+def expand_inputs(inputs: Iterable[str]) -> list[Source]:
+    """Files, folders (searched recursively for audio), glob patterns and manifests -> inputs to transcribe:
+    paths, and a manifest row with an offset as that `AudioSegment` of its file.
 
     A name that matches nothing is kept, so it is reported as a failed input rather than vanishing.
     """
-    paths: list[str] = []
+    sources: list[Source] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+            sources += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
         elif path.suffix == ".jsonl" and path.is_file():
             try:
-                paths += [row.audio_filepath for row in read_manifest(path) if row.audio_filepath]
+                sources += manifest_sources(read_manifest(path))
             except ManifestError as error:
                 raise ValueError(str(error)) from None
         elif not path.exists() and glob.has_magic(item):
             matches = sorted(glob.glob(item, recursive=True))
-            paths += matches or [item]
+            sources += matches or [item]
         else:
-            paths.append(item)
-    return list(dict.fromkeys(paths))  # each file once, first occurrence wins
+            sources.append(item)
+    return _each_once(sources)
+
+
+def manifest_sources(rows: Iterable[Utterance]) -> list[Source]:
+    """Each row's audio once: its file, or the segment of it that a row with an offset names (rows sharing a
+    recording without offsets are all scored against its one transcript)."""
+    sources = (row.audio_filepath if row.offset is None else AudioSegment(row.audio_filepath, row.offset,
+                                                                            row.duration)
+               for row in rows if row.audio_filepath)
+    return _each_once(sources)
+
+
+def _each_once(sources: Iterable[Source]) -> list[Source]:
+    """Each input once (by `source_key`), in order, the first occurrence winning."""
+    unique: dict[str, Source] = {}
+    for source in sources:
+        unique.setdefault(source_key(source), source)
+    return list(unique.values())
 
 
 def read_segments(source: Source, file_index: int, sample_rate: int, window: float = WINDOW_SECONDS,
@@ -201,7 +284,7 @@ def read_segments(source: Source, file_index: int, sample_rate: int, window: flo
     At most one window of audio is read at a time. The file's last segment has `last` set; it is an empty
     one when the last window holds no speech, so that the file is still finished (with no words).
     """
-    path = _name(source)
+    path = source_key(source)
     try:
         with _open(source) as handle:
             rate, total = handle.samplerate, handle.frames
@@ -267,7 +350,7 @@ def transcribe(inputs: list[Source], model: Recognizer, decoder: Decoder,
     """
     options = options or TranscribeOptions(vad=model.vad)  # the model folder's vad.yaml, if it has one
     ordered = sorted(inputs, key=_duration)  # similar lengths share batches
-    results = [FileResult(_name(source)) for source in ordered]
+    results = [_result(source) for source in ordered]
     finished: list[FileResult] = []
     pending: list[Segment] = []
     with tqdm(total=len(ordered), unit="file", disable=not progress, file=sys.stderr, desc="transcribing") as bar:
@@ -323,4 +406,11 @@ def _keep_words(segment: Segment, transcript: Transcript, result: FileResult) ->
         # unvoiced onsets and plosives fall outside the voiced core the VAD anchors on): it is kept when any
         # of it meets speech, so "stop" whose middle falls in the silent "st" is not lost.
         if low <= middle < high and any(shifted.start < end and start < shifted.end for start, end in segment.speech):
-            result.words.append(shifted)
+            result.words.append(_in_file_time(shifted, result))
+
+
+def _in_file_time(word: Word, result: FileResult) -> Word:
+    """A segment's word in the time of the whole file, as its row names the file."""
+    if not result.segment:
+        return word
+    return Word(word.word, word.start + result.segment[0], word.end + result.segment[0], word.confidence)

@@ -686,7 +686,7 @@ def test_folder_without_audio_and_unknown_format_and_missing_source(tmp_path):
     with pytest.raises(CorpusError, match="does not exist"):
         prepare("tsv", tmp_path / "nowhere", tmp_path / "m.jsonl", progress=False)
     assert set(IMPORTERS) == {"librispeech", "commonvoice", "ljspeech", "fsdd", "tsv", "folder", "an4", "kaldi",
-                              "manifest"}
+                              "manifest", "lhotse"}
 
 
 def test_manifest_import_rechecks_rows_and_reroots_paths(tmp_path):
