@@ -338,8 +338,10 @@ def test_tune_decoder_transcribes_as_asr_transcribe_does_and_runs_the_model_once
     greedy = transcriber(make_decoder(model.config.alphabet()))
     model_calls, segments = cached.model_calls, len(cached.cache)
     assert model_calls >= 1 and segments >= len(paths)
-    assert transcriber(make_decoder(model.config.alphabet(), DecodingOptions("beam", beam_width=4))) == greedy
+    beam = make_decoder(model.config.alphabet(), DecodingOptions("beam", beam_width=4))
+    beamed = transcriber(beam)
     assert (cached.model_calls, len(cached.cache)) == (model_calls, segments)  # the second setting reused them
-    served = {r.path: r.text for r in transcribe(paths, model, make_decoder(model.config.alphabet()), progress=False)}
-    assert greedy == [served[path] for path in paths]  # the VAD and windows of `asr transcribe`, in manifest order
+    for decoder, texts in ((make_decoder(model.config.alphabet()), greedy), (beam, beamed)):
+        served = {r.path: r.text for r in transcribe(paths, model, decoder, progress=False)}
+        assert texts == [served[path] for path in paths]  # the VAD and windows of `asr transcribe`, in order
     assert greedy[::2] == ["zero", "one", "two", "three"]  # take 0 of each digit: the fixture model's training rows
