@@ -292,6 +292,7 @@ def _add_transcribe(commands) -> None:
 
 def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     from asr.decoding import DECODERS, VOCABULARIES, DecodingOptions
+    from asr.hotwords import DEFAULT_BOOST
     from asr.transcribe import BATCH_SIZE, OVERLAP_SECONDS, WINDOW_SECONDS
     from asr.vad import DEFAULT_METHOD as DEFAULT_VAD_METHOD
     from asr.vad import METHODS as VAD_METHODS
@@ -315,6 +316,13 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unk-offset", type=float,
                         help=f"beam_lm: nats added for each word outside the LM's vocabulary, <= 0 (default: the "
                              f"model's, else {defaults.unk_offset:g}: open vocabulary)")
+    parser.add_argument("--hotwords", type=Path, metavar="FILE",
+                        help=f"beam decoders: bias the search towards the words in FILE, one a line, each optionally "
+                             f"followed by its boost in nats (default {DEFAULT_BOOST:g}); # starts a comment. A word "
+                             f"the LM lacks becomes spellable in the closed vocabulary")
+    parser.add_argument("--boost", action="append", metavar="WORD[:WEIGHT]",
+                        help=f"beam decoders: bias the search towards WORD by WEIGHT nats (default {DEFAULT_BOOST:g}); "
+                             f"repeatable, and over --hotwords for a word in both")
     parser.add_argument("--raw-confidence", action="store_true",
                         help="word confidences without the calibration in the model folder's decoding.yaml")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"windows per batch (default {BATCH_SIZE})")
@@ -344,7 +352,31 @@ def decoding_options(args: argparse.Namespace, model_defaults):
         given["decoder"] = "beam_lm"
     if getattr(args, "raw_confidence", False):
         given["confidence_temperature"], given["confidence_bias"] = 1.0, 0.0
+    hotwords = _hotwords(args)
+    if hotwords:  # added to the model's own, a word in both taking the boost given here
+        given["hotwords"] = {**dict(model_defaults.hotwords), **hotwords}
+        if not args.decoder and model_defaults.decoder == "greedy" and not args.lm:
+            given["decoder"] = "beam"  # as --lm implies beam_lm: the best path has nothing to bias
+    elif args.decoder == "greedy":
+        given["hotwords"] = ()  # opting out of the model's search opts out of its hotwords too
     return replace(model_defaults, **{k: v for k, v in given.items() if v is not None})
+
+
+def _hotwords(args: argparse.Namespace) -> dict[str, float]:
+    """--hotwords FILE, then each --boost over it: normalised word -> boost (empty when neither is given)."""
+    from asr.hotwords import HotwordError, parse_boost, read_hotword_file
+
+    try:
+        words = read_hotword_file(args.hotwords) if getattr(args, "hotwords", None) else {}
+    except HotwordError as error:
+        raise UsageError(f"--hotwords: {error}") from None
+    for text in getattr(args, "boost", None) or []:
+        try:
+            word, boost = parse_boost(text)
+        except HotwordError as error:
+            raise UsageError(f"--boost {text!r}: {error}") from None
+        words[word] = boost
+    return words
 
 
 def _transcribe_to(args: argparse.Namespace, sources: list, out: Path | None, fmt: str,

@@ -9,7 +9,9 @@ Three decoders, all behind `make_decoder(alphabet, DecodingOptions(...))` and
   `vocabulary: open` (the default) lets any spelling out, adding `unk_offset` nats for each word the LM has
   never seen; `closed` searches a trie of the LM's words, which scores partial words too.
 
-The beam searches run in flashlight-text (C++), in `asr/beam_search.py`, loaded only when asked for.
+The beam searches run in flashlight-text (C++), in `asr/beam_search.py`, loaded only when asked for. Both may be
+biased towards a user's words (`hotwords`, asr/hotwords.py: nats added when the search completes such a word);
+the best path has no alternatives to choose from, so greedy decoding refuses them.
 
 Word timings come from a frame alignment: the best path itself for greedy, and for beam outputs the Viterbi
 (forced) alignment of the decoded labels to the logits. A word starts at the first frame of its first
@@ -31,6 +33,7 @@ from typing import Protocol
 import numpy as np
 
 from asr.confidence import platt
+from asr.hotwords import HotwordError, Hotwords, hotword_pairs
 from asr.text import BLANK_INDEX, Alphabet, ctc_min_frames
 
 DECODERS = ("greedy", "beam", "beam_lm")
@@ -69,6 +72,9 @@ class DecodingOptions:
     # by default; a model folder's decoding.yaml carries the values fitted on its dev data.
     confidence_temperature: float = 1.0
     confidence_bias: float = 0.0
+    # Beam decoders: (word, nats added when the search completes it), see asr/hotwords.py. Given as a mapping
+    # word -> boost or a list of words and (word, boost) pairs, stored normalised as a tuple (hashable, comparable).
+    hotwords: Hotwords = ()
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
@@ -89,6 +95,12 @@ class DecodingOptions:
             raise DecoderError(f"confidence_temperature must be positive, got {self.confidence_temperature!r}")
         if self.decoder == "beam_lm" and self.lm_path is None:
             raise DecoderError("lm_path: the beam_lm decoder needs an ARPA language model")
+        try:
+            object.__setattr__(self, "hotwords", hotword_pairs(self.hotwords))  # frozen: set once, here
+        except HotwordError as error:
+            raise DecoderError(f"hotwords: {error}") from None
+        if self.hotwords and self.decoder == "greedy":  # the best path has no alternatives to choose between
+            raise DecoderError("hotwords: the greedy decoder cannot be biased; use the beam or beam_lm decoder")
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "decoding options") -> DecodingOptions:
@@ -102,7 +114,10 @@ class DecodingOptions:
             raise DecoderError(f"{where}: {error}") from None
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Every field, as YAML can write it (hotwords as a mapping word -> boost); `from_dict` reads it back."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["hotwords"] = dict(self.hotwords)
+        return data
 
     @property
     def calibration(self) -> tuple[float, float]:

@@ -185,6 +185,8 @@ def read_decoding_options(folder: Path) -> DecodingOptions:
 def write_decoding_options(folder: Path, options: DecodingOptions) -> Path:
     """Store `options` as the folder's defaults; an LM must lie in the folder and is stored by its name."""
     data = options.to_dict()
+    if not options.hotwords:  # the default: files written before hotwords existed keep their shape
+        del data["hotwords"]
     if options.lm_path is not None:
         lm_path = Path(options.lm_path)
         if lm_path.resolve().parent != folder.resolve():
