@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,9 +23,7 @@ from asr.data import read_manifest
 from asr.decoders import make_decoder
 from asr.recognizer import load_model
 from asr.text import normalize_text
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: pipelines/ is not installed
-from pipelines.tune_decoder import word_error_rate  # noqa: E402
+from asr.tuning import word_error_rate
 
 BATCH_SIZE = 16
 

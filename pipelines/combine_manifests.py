@@ -19,21 +19,9 @@ import random
 import sys
 from pathlib import Path
 
-from asr.corpora import import_tsv
 from asr.data import Utterance, read_manifest, write_manifest
+from asr.synthesis.engines import held_out
 from asr.text import normalize_text
-
-
-def _rows_of(path: Path) -> list[tuple[str, str]]:
-    """(audio path, text) of each row of a manifest or a table `asr prepare tsv` reads."""
-    rows = read_manifest(path) if path.suffix == ".jsonl" else import_tsv(path, path.parent)
-    return [(row.audio_filepath or "", row.text) for row in rows]
-
-
-def held_out(audio_lists: list[Path], text_lists: list[Path]) -> tuple[set[str], set[str]]:
-    names = {Path(audio).stem for path in audio_lists for audio, _ in _rows_of(path)}
-    texts = {normalize_text(text) for path in text_lists for _, text in _rows_of(path)}
-    return names, texts - {""}
 
 
 def first_minutes(rows: list[Utterance], minutes: float, seed: int = 0) -> list[Utterance]:
@@ -62,8 +50,8 @@ def combine(inputs: list[Path], names: set[str], texts: set[str], max_per_input:
         if minutes is not None:
             usable = first_minutes(usable, minutes, seed)
         kept.extend(usable)
-        minutes = sum(r.duration for r in usable) / 60
-        lines.append(f"{path}: kept {len(usable)} of {len(rows)} rows ({minutes:.1f} min)")
+        held = sum(r.duration for r in usable) / 60  # not `minutes`: that limit applies to every input
+        lines.append(f"{path}: kept {len(usable)} of {len(rows)} rows ({held:.1f} min)")
     return kept, lines
 
 

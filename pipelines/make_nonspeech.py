@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from synthesize_corpus import coloured_noise, telephone_filter, write_wav
 
 from asr.audio import AudioError, read_audio
 from asr.data import NON_SPEECH, Utterance, write_manifest
+from asr.synthesis.degrade import coloured_noise, telephone_filter, write_wav
 
 DEFAULT_SEED = 1000
 DURATION_S = (1.0, 4.0)

@@ -4,7 +4,8 @@
 
 Scores the same utterances as a wideband recording and as they would arrive over a phone line, so one model
 can be measured on both: `asr evaluate --manifest OUT/manifest.jsonl`. Writes OUT/audio/*.wav (16-bit PCM
-holding the decoded mu-law values) and OUT/manifest.jsonl with the original texts and speakers.
+holding the decoded mu-law values) and OUT/manifest.jsonl with the original texts and speakers. The channel
+itself: `asr.synthesis.degrade.telephone`.
 """
 
 from __future__ import annotations
@@ -13,24 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-from synthesize_corpus import telephone_filter, write_wav
-
 from asr.audio import load_audio
 from asr.data import Utterance, read_manifest, write_manifest
-
-RATE = 8000
-MU = 255  # G.711 mu-law
-
-
-def mu_law(samples: np.ndarray) -> np.ndarray:
-    """Encode to 8-bit mu-law codes (sign + 7-bit magnitude, so +0 and -0) and decode: the codec's quantisation."""
-    magnitude = np.round(np.log1p(MU * np.abs(samples)) / np.log1p(MU) * 127) / 127
-    return (np.sign(samples) * np.expm1(magnitude * np.log1p(MU)) / MU).astype(np.float32)
-
-
-def telephone(samples: np.ndarray) -> np.ndarray:
-    return mu_law(np.clip(telephone_filter(samples.astype(np.float64), RATE), -1.0, 1.0))
+from asr.synthesis.degrade import TELEPHONE_RATE, telephone, write_wav
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for row in read_manifest(args.manifest):
         target = args.out / "audio" / f"{Path(row.audio_filepath).stem}.wav"
-        samples = telephone(load_audio(row.audio_filepath, RATE))
-        write_wav(target, samples, RATE)
-        rows.append(Utterance(str(target), samples.size / RATE, row.text, speaker=row.speaker))
+        samples = telephone(load_audio(row.audio_filepath, TELEPHONE_RATE))
+        write_wav(target, samples, TELEPHONE_RATE)
+        rows.append(Utterance(str(target), samples.size / TELEPHONE_RATE, row.text, speaker=row.speaker))
     write_manifest(args.out / "manifest.jsonl", rows)
     print(f"{len(rows)} telephone copies: {args.out / 'manifest.jsonl'}")
     return 0

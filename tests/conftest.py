@@ -9,10 +9,12 @@ import pytest
 from asr.audio import load_audio
 from asr.config import load_config
 from asr.data import Utterance, write_manifest
+from asr.lm import build_lm
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 DIGITS = ["zero", "one", "two", "three"]
+LM_TEXT = "the cat sat on the mat\nthe cat sat down\na cat sat there\nthe dog sat on a log\n"
 
 
 def fsdd_rows(speaker: str, takes=range(1)) -> list[Utterance]:
@@ -37,6 +39,15 @@ def pipeline_script(monkeypatch):
         return module
 
     return load
+
+
+@pytest.fixture(scope="module")
+def lm_path(tmp_path_factory) -> Path:
+    """A word 3-gram ARPA LM of LM_TEXT (KenLM's lmplz through asr.lm)."""
+    folder = tmp_path_factory.mktemp("lm")
+    (folder / "text.txt").write_text(LM_TEXT)
+    build_lm(folder / "text.txt", folder / "lm.arpa", order=3)
+    return folder / "lm.arpa"
 
 
 @pytest.fixture(scope="session")

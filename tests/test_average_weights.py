@@ -1,4 +1,4 @@
-"""pipelines/average_weights.py: the element-wise mean of runs of one architecture, refused across architectures."""
+"""asr.weights.average_weights (pipelines/average_weights.py): the element-wise mean of runs of one architecture."""
 
 from __future__ import annotations
 
@@ -11,16 +11,12 @@ import numpy as np
 import pytest
 
 from asr.recognizer import load_keras_model
+from asr.weights import average_weights
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def average_weights(pipeline_script):
-    return pipeline_script("average_weights").average_weights
-
-
-def test_the_mean_is_element_wise_and_keeps_the_dtype(average_weights):
+def test_the_mean_is_element_wise_and_keeps_the_dtype():
     first = [np.array([[1.0, 2.0]], np.float32), np.array([4.0], np.float32)]
     second = [np.array([[3.0, 6.0]], np.float32), np.array([0.0], np.float32)]
     mean = average_weights([first, second], ["a", "b"])
@@ -29,7 +25,7 @@ def test_the_mean_is_element_wise_and_keeps_the_dtype(average_weights):
     assert mean[0].dtype == np.float32
 
 
-def test_runs_of_different_architectures_are_refused_by_name(average_weights):
+def test_runs_of_different_architectures_are_refused_by_name():
     with pytest.raises(ValueError, match="wider: its weights do not match base"):
         average_weights([[np.zeros((2, 3))], [np.zeros((2, 4))]], ["base", "wider"])
 

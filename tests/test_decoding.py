@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from asr import tuning
+from asr.data import write_manifest
 from asr.decoders import make_decoder
 from asr.decoding import (
     DECODERS,
@@ -21,11 +27,14 @@ from asr.decoding import (
     log_softmax,
 )
 from asr.lm import build_lm
+from asr.model_folder import read_decoding_options
+from asr.recognizer import load_model
 from asr.text import Alphabet
+from asr.transcribe import transcribe
+from tests.conftest import LM_TEXT, REPO, fsdd_rows
 
 ALPHABET = Alphabet()
 SHARP = 10.0
-LM_TEXT = "the cat sat on the mat\nthe cat sat down\na cat sat there\nthe dog sat on a log\n"
 
 
 def peaked(frames: str, sharp: float = SHARP, alphabet: Alphabet = ALPHABET) -> np.ndarray:
@@ -48,14 +57,6 @@ def labelling_probabilities(log_probs: np.ndarray) -> dict[tuple[int, ...], floa
         labels = tuple(k for k, _ in itertools.groupby(path) if k != 0)
         totals[labels] = totals.get(labels, 0.0) + math.exp(sum(log_probs[t, k] for t, k in enumerate(path)))
     return totals
-
-
-@pytest.fixture(scope="module")
-def lm_path(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("lm")
-    (folder / "text.txt").write_text(LM_TEXT)
-    build_lm(folder / "text.txt", folder / "lm.arpa", order=3)
-    return folder / "lm.arpa"
 
 
 def decoders(lm_path: Path):
@@ -292,49 +293,39 @@ def test_decoder_errors_name_what_is_wrong(tmp_path, lm_path):
     assert make_decoder(ALPHABET, DecodingOptions("beam", beam_width=np.int64(4))).decode(peaked("a"), 0.03).text == "a"
 
 
-# --- pipelines/tune_decoder.py -----------------------------------------------------------------------------
+# --- asr.tuning (pipelines/tuning.py) -----------------------------------------------------------------
 
 
-@pytest.fixture
-def tune_decoder(pipeline_script):
-    return pipeline_script("tune_decoder")
-
-
-def test_tune_decoder_picks_a_setting_with_the_lm(lm_path, tune_decoder):
-    transcriber = tune_decoder.logits_transcriber([cat_or_cap(), peaked(spelled("the dog sat"))], 0.03)
-    results = tune_decoder.tune(transcriber, ["The cat sat.", "the dog sat"], ALPHABET, lm_path,
+def test_tune_decoder_picks_a_setting_with_the_lm(lm_path):
+    transcriber = tuning.logits_transcriber([cat_or_cap(), peaked(spelled("the dog sat"))], 0.03)
+    results = tuning.tune(transcriber, ["The cat sat.", "the dog sat"], ALPHABET, lm_path,
                                 alphas=[0.0, 0.5], betas=[1.0], beam_widths=[8], token_beams=[1, 4])
     wer = {(r.decoder, r.token_beam, r.alpha): r.wer for r in results}
     assert wer[("greedy", None, None)] == wer[("beam_lm", 4, 0.0)] == pytest.approx(1 / 6)
     assert wer[("beam_lm", 1, 0.5)] == pytest.approx(1 / 6)  # one class a frame: the LM cannot reach "cat"
     assert wer[("beam_lm", 4, 0.5)] == 0.0
-    best = tune_decoder.best_setting(results)
+    best = tuning.best_setting(results)
     assert (best.decoder, best.alpha, best.beta, best.beam_width, best.token_beam) == ("beam_lm", 0.5, 1.0, 8, 4)
 
 
-def test_tune_decoder_searches_the_unseen_word_offset(lm_path, tune_decoder):
-    transcriber = tune_decoder.logits_transcriber([cat_or_cap()], 0.03)
-    results = tune_decoder.tune(transcriber, ["the cat sat"], ALPHABET, lm_path, alphas=[0.0], betas=[1.0],
+def test_tune_decoder_searches_the_unseen_word_offset(lm_path):
+    transcriber = tuning.logits_transcriber([cat_or_cap()], 0.03)
+    results = tuning.tune(transcriber, ["the cat sat"], ALPHABET, lm_path, alphas=[0.0], betas=[1.0],
                                 beam_widths=[8], unk_offsets=[0.0, -3.0, -6.0])
     wer = {r.unk_offset: r.wer for r in results if r.decoder == "beam_lm"}
     assert wer == {0.0: pytest.approx(1 / 3), -3.0: 0.0, -6.0: 0.0}
-    assert tune_decoder.best_setting(results).unk_offset == -3.0  # a tie goes to the milder penalty
-    results = tune_decoder.tune(transcriber, ["the cat sat"], ALPHABET, lm_path, alphas=[0.0], betas=[1.0],
+    assert tuning.best_setting(results).unk_offset == -3.0  # a tie goes to the milder penalty
+    results = tuning.tune(transcriber, ["the cat sat"], ALPHABET, lm_path, alphas=[0.0], betas=[1.0],
                                 beam_widths=[8], unk_offsets=[0.0, -3.0], vocabularies=["open", "closed"])
     wer = {(r.vocabulary, r.unk_offset): r.wer for r in results if r.decoder == "beam_lm"}
     assert wer == {("open", 0.0): pytest.approx(1 / 3), ("open", -3.0): 0.0, ("closed", 0.0): 0.0}  # closed: once
 
 
-def test_tune_decoder_transcribes_as_asr_transcribe_does_and_runs_the_model_once(trained_run, tune_decoder):
-    from asr.recognizer import load_model
-    from asr.transcribe import transcribe
-
-    from .conftest import fsdd_rows
-
+def test_tune_decoder_transcribes_as_asr_transcribe_does_and_runs_the_model_once(trained_run):
     model = load_model(trained_run)
     paths = [row.audio_filepath for row in fsdd_rows("theo", takes=range(2))]
-    cached = tune_decoder.CachedLogits(model)
-    transcriber = tune_decoder.model_transcriber(cached, paths)
+    cached = tuning.CachedLogits(model)
+    transcriber = tuning.model_transcriber(cached, paths)
     greedy = transcriber(make_decoder(model.config.alphabet()))
     model_calls, segments = cached.model_calls, len(cached.cache)
     assert model_calls >= 1 and segments >= len(paths)
@@ -345,3 +336,25 @@ def test_tune_decoder_transcribes_as_asr_transcribe_does_and_runs_the_model_once
         served = {r.path: r.text for r in transcribe(paths, model, decoder, progress=False)}
         assert texts == [served[path] for path in paths]  # the VAD and windows of `asr transcribe`, in order
     assert greedy[::2] == ["zero", "one", "two", "three"]  # take 0 of each digit: the fixture model's training rows
+
+
+def test_the_tune_decoder_script_writes_the_best_setting_into_the_model_folder(trained_run, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(trained_run, folder)
+    (tmp_path / "words.txt").write_text("zero one two three\n" * 3)
+    build_lm(tmp_path / "words.txt", folder / "lm.arpa", order=2)
+    manifest = tmp_path / "dev.jsonl"
+    write_manifest(manifest, fsdd_rows("theo"))
+    done = subprocess.run([sys.executable, str(REPO / "pipelines" / "tune_decoder.py"), "--model", str(folder),
+                           "--manifest", str(manifest), "--lm", str(folder / "lm.arpa"), "--alpha", "0", "0.5",
+                           "--beta", "1", "--beam-width", "4", "--out", str(tmp_path / "tuning.json"),
+                           "--write-decoding", str(folder)], capture_output=True, text=True, check=True)
+    assert "best: --decoder beam_lm --beam-width 4" in done.stdout
+    best = json.loads((tmp_path / "tuning.json").read_text())["best"]
+    assert best["wer"] == 0.0 and best["alpha"] in (0.0, 0.5)  # the fixture model says its digits exactly
+    options = read_decoding_options(folder)
+    assert (options.decoder, options.beam_width, options.alpha, options.beta) == ("beam_lm", 4, best["alpha"], 1.0)
+    bad = subprocess.run([sys.executable, str(REPO / "pipelines" / "tune_decoder.py"), "--model", str(folder),
+                          "--manifest", str(manifest), "--lm", str(tmp_path / "missing.arpa")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "missing.arpa" in bad.stderr

@@ -21,7 +21,8 @@ from asr.recognizer import (
     read_decoding_options,
     write_decoding_options,
 )
-from tests.test_decoding import LM_TEXT, cat_or_cap
+from tests.conftest import LM_TEXT
+from tests.test_decoding import cat_or_cap
 
 RATE = 8000
 

@@ -15,6 +15,7 @@ from asr.backend import keras
 from asr.ctc_trainer import CTCTrainer
 from asr.data import NON_SPEECH, Utterance, ValidationRules, check, read_manifest, write_manifest
 from asr.features import FeatureConfig
+from asr.synthesis.degrade import mu_law, telephone
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = ValidationRules(features=FeatureConfig(sample_rate=8000), subsampling=3)
@@ -88,10 +89,7 @@ def test_combining_leaves_out_held_out_recordings_and_texts_and_samples_dev(tmp_
     assert "kept 1 of 3 rows" in printed and "kept 4 of 10 rows" in printed
 
 
-def test_telephone_copy_band_limits_and_mu_law_codes(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "pipelines"))
-    from telephone_copy import mu_law, telephone
-
+def test_telephone_copy_band_limits_and_mu_law_codes():
     levels = np.linspace(-1, 1, 10001, dtype=np.float32)
     coded = mu_law(levels)
     assert coded[0] == pytest.approx(-1.0) and coded[-1] == pytest.approx(1.0) and abs(coded[5000]) < 1e-4

@@ -14,21 +14,13 @@ from asr.audio import write_audio
 from asr.decoders import make_decoder
 from asr.decoding import DecoderError, DecodingOptions
 from asr.hotwords import DEFAULT_BOOST, HotwordError, parse_boost, read_hotword_file
-from asr.lm import arpa_vocabulary, build_lm
+from asr.lm import arpa_vocabulary
 from asr.model_folder import read_decoding_options, write_decoding_options
 from asr.text import Alphabet
-from tests.test_decoding import ALPHABET, LM_TEXT, cat_or_cap, peaked, spelled
+from tests.test_decoding import ALPHABET, cat_or_cap, peaked, spelled
 from tests.test_decoding_defaults import RATE, fixed_logits_model, lm_folder  # noqa: F401 (a fixture)
 
 KINDS = [("beam", "open"), ("beam_lm", "open"), ("beam_lm", "closed")]
-
-
-@pytest.fixture(scope="module")
-def lm_path(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("lm")
-    (folder / "text.txt").write_text(LM_TEXT)
-    build_lm(folder / "text.txt", folder / "lm.arpa", order=3)
-    return folder / "lm.arpa"
 
 
 def cad_or_cat() -> np.ndarray:

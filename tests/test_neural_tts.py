@@ -1,5 +1,5 @@
 """The sentence recipe's text and voices: pipelines/prose_sentences.py, and render_tts.py's RHVoice and neural
-engines (pipelines/neural_tts.py) on one sentence each, heard back by Whisper tiny.en where it is installed."""
+engines (asr.synthesis.neural) on one sentence each, heard back by Whisper tiny.en where it is installed."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from asr.data import read_manifest
+from asr.synthesis import neural
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,11 +29,6 @@ def render(*args) -> subprocess.CompletedProcess:
 @pytest.fixture
 def prose_sentences(pipeline_script):
     return pipeline_script("prose_sentences")
-
-
-@pytest.fixture
-def neural_tts(pipeline_script):
-    return pipeline_script("neural_tts")
 
 
 def test_prose_keeps_speakable_sentences_drops_attributions_and_art_and_splits_by_text(tmp_path, prose_sentences):
@@ -60,19 +56,19 @@ def test_prose_keeps_speakable_sentences_drops_attributions_and_art_and_splits_b
     assert sorted(sum(written, [])) == sorted(texts)
 
 
-def test_kokoro_blends_are_fixed_by_name_and_differ_from_each_other(neural_tts):
-    first = neural_tts.blend_weights("blend07", 5)
+def test_kokoro_blends_are_fixed_by_name_and_differ_from_each_other():
+    first = neural.blend_weights("blend07", 5)
     assert first.shape == (5,) and first.sum() == pytest.approx(1.0) and (first >= 0).all()
-    np.testing.assert_array_equal(first, neural_tts.blend_weights("blend07", 5))
-    assert np.abs(first - neural_tts.blend_weights("blend08", 5)).max() > 0.05
-    assert neural_tts.kokoro_default_voices()[-1] == "blend23" and "blend99" in neural_tts.kokoro_voices()
-    with pytest.raises(neural_tts.NeuralVoiceError, match="blend00"):
-        neural_tts.blend_weights("af_heart", 5)
+    np.testing.assert_array_equal(first, neural.blend_weights("blend07", 5))
+    assert np.abs(first - neural.blend_weights("blend08", 5)).max() > 0.05
+    assert neural.kokoro_default_voices()[-1] == "blend23" and "blend99" in neural.kokoro_voices()
+    with pytest.raises(neural.NeuralVoiceError, match="blend00"):
+        neural.blend_weights("af_heart", 5)
 
 
-def test_piper_ids_put_the_pad_after_every_known_phoneme(neural_tts):
+def test_piper_ids_put_the_pad_after_every_known_phoneme():
     id_map = {"^": [1], "$": [2], "_": [0], "a": [14], "b": [15], " ": [3]}
-    assert neural_tts.piper_ids("ab a?", id_map) == [1, 14, 0, 15, 0, 3, 0, 14, 0, 2]
+    assert neural.piper_ids("ab a?", id_map) == [1, 14, 0, 15, 0, 3, 0, 14, 0, 2]
 
 
 def heard(paths: list[str]) -> list[str]:

