@@ -133,6 +133,10 @@ class TrainConfig:
     # With init_from: start the output layer afresh and every other layer from the model, e.g. to adapt it to
     # a new alphabet (the acoustic layers keep what they learnt; the new output layer learns the characters).
     init_new_output: bool = False
+    # With init_from: keep the lowest N layers that have weights as the model had them (the subsampling
+    # convolution first, then the recurrent layers from the bottom), so that a few minutes of new audio train
+    # only what lies above them. 0 trains every layer.
+    frozen_layers: int = 0
     # Training on CPU only (a GPU run always steps cuDNN's kernels): fused = asr.cpu_rnn's BiLSTM in float32,
     # fused_bf16 = the same with bfloat16 matrix multiplies, keras = Keras's generic loop, auto = fused_bf16
     # on CPUs with bfloat16 matrix instructions (AMX, AVX-512 BF16), else fused. Saved models are the same
@@ -144,6 +148,10 @@ class TrainConfig:
         _choice("train.cpu_lstm", self.cpu_lstm, CPU_LSTM_PATHS)
         _choice("train.strategy", self.strategy, STRATEGIES)
         _positive("train.max_nonfinite_batches", self.max_nonfinite_batches)
+        if self.frozen_layers < 0:
+            raise ConfigError(f"train.frozen_layers: must be 0 or more, got {self.frozen_layers}")
+        if self.frozen_layers and not self.init_from:
+            raise ConfigError("train.frozen_layers: freezing needs trained weights to keep: set train.init_from")
 
 
 @dataclass

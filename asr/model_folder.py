@@ -216,6 +216,17 @@ def write_vad_options(folder: Path, options: VadOptions) -> Path:
     return _write_settings(folder / VAD_NAME, data)
 
 
+def inherit_vad_options(source: str | Path, folder: Path) -> Path | None:
+    """Give `folder` the voice-activity settings of the model it starts from (`train.init_from`), unless it has
+    its own: an adapted model is served as its source was (e.g. the bundled model's 0.5 s of context around
+    speech, without which its adapted AN4 models lose many points: recipes/adapt_an4/RESULTS.md). Returns the
+    file written, if any."""
+    keras_file, _ = locate(source)
+    if (folder / VAD_NAME).exists() or not (keras_file.parent / VAD_NAME).exists():
+        return None
+    return write_vad_options(folder, read_vad_options(keras_file.parent))
+
+
 def _write_settings(path: Path, data: dict) -> Path:
     with atomic_write(path) as handle:
         yaml.safe_dump(data, handle, sort_keys=False)

@@ -41,6 +41,7 @@ from asr.model_folder import (
     ModelError,
     checkpoints_folder,
     config_file,
+    inherit_vad_options,
     model_file,
     state_file,
     write_config,
@@ -113,6 +114,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: in
         raise TrainingError(f"{config.data.train_manifest}: fewer batches than the {cluster.num_workers} workers")
     with cluster.strategy.scope():
         network = build_network(config)
+        freeze_lowest_layers(network, config.train.frozen_layers)  # before the optimizer takes its variables
         trainer = CTCTrainer(network, training_network(network, config))
         trainer.compile(optimizer=make_optimizer(config, steps * config.train.epochs))
         trainer.optimizer.build(network.trainable_variables)
@@ -130,6 +132,8 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: in
         trainer.load_weights(checkpoints_folder(run_dir) / LAST_WEIGHTS_NAME)
     elif config.train.init_from:
         copy_weights_from(config.train.init_from, network, config)
+        if chief and (inherited := inherit_vad_options(config.train.init_from, run_dir)):
+            print(f"{inherited}: the voice-activity settings of {config.train.init_from}", file=sys.stderr)
 
     callbacks: list[keras.callbacks.Callback] = []
     if dev_rows:
@@ -168,6 +172,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, verbose: in
     best = checkpoint.folder / BEST_WEIGHTS_NAME
     if best.exists():
         network.load_weights(best)
+    freeze_lowest_layers(network, 0)  # model.keras is the standard model, every layer trainable by whoever loads it
     with cluster.strategy.scope():
         save_keras_model(network, config, model_file(run_dir if chief else checkpoint.folder),
                          waveform_input=not train_rows[0].feature_filepath)
@@ -199,6 +204,18 @@ def _fit(trainer, rows, config: Config, state: RunState, steps: int, callbacks, 
 
 
 OUTPUT_LAYER = "logits"  # asr.model's output Dense: the one layer train.init_new_output starts afresh
+
+
+def freeze_lowest_layers(network: keras.Model, count: int) -> list[str]:
+    """Make the lowest `count` layers with weights (below the output layer) untrainable, every other layer
+    trainable; returns the frozen layers' names. `train.frozen_layers` (with `train.init_from`)."""
+    below_output = [layer for layer in network.layers if layer.weights and layer.name != OUTPUT_LAYER]
+    if count > len(below_output):
+        raise ConfigError(f"train.frozen_layers: {count}, but the network has {len(below_output)} layers with "
+                          f"weights below the output layer ({', '.join(layer.name for layer in below_output)})")
+    for index, layer in enumerate(below_output):
+        layer.trainable = index >= count
+    return [layer.name for layer in below_output[:count]]
 
 
 def copy_weights_from(source: str | Path, network: keras.Model, config: Config) -> None:

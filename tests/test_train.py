@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,8 +21,10 @@ from asr.data import Utterance, read_manifest, write_manifest
 from asr.dataset import steps_per_epoch
 from asr.decoding import greedy_decode
 from asr.model import build_network
+from asr.model_folder import read_vad_options, write_vad_options
 from asr.optim import make_optimizer
 from asr.train import TrainingError, copy_weights_from, load_run_config, train
+from asr.vad import VadOptions
 from tests.conftest import DIGITS, SHARED, fsdd_rows
 
 
@@ -325,3 +328,35 @@ def test_init_from_on_the_command_line_is_the_config_key_and_does_not_go_with_re
                      "--init-from", str(tmp_path / "elsewhere"))
     output, _ = other.communicate(timeout=120)  # the flag became train.init_from: another config than the run's
     assert other.returncode == 2 and "train.init_from" in output and "elsewhere" in output
+
+
+def test_frozen_layers_keep_the_source_weights_while_the_layers_above_train(trained_run, tmp_path):
+    manifest = fsdd_manifest(tmp_path, "jackson", copies=1)  # another speaker: the upper layers must move
+    config = tiny_config(manifest, "train.epochs=1", f"train.init_from={trained_run}", "train.frozen_layers=1",
+                         "optim.learning_rate=0.01", "optim.warmup_steps=0")
+    result = train(config, tmp_path / "run", verbose=0)
+    source = keras.saving.load_model(trained_run / "model.keras", safe_mode=True).get_layer("bilstm_ctc")
+    saved = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True).get_layer("bilstm_ctc")
+    for name, frozen in (("subsample_conv", True), ("bilstm_0", False), ("logits", False)):
+        moved = max(float(np.abs(ours - theirs).max()) for ours, theirs
+                    in zip(saved.get_layer(name).get_weights(), source.get_layer(name).get_weights(), strict=True))
+        assert (moved == 0.0) == frozen, f"{name}: moved {moved}"
+    assert all(layer.trainable for layer in saved.layers)  # the saved model is the standard, trainable one
+    assert all(layer.trainable for layer in result.network.layers)
+    with pytest.raises(ConfigError, match=r"train.frozen_layers: 3, but the network has 2 layers .*subsample_conv, "
+                                          r"bilstm_0"):
+        train(tiny_config(manifest, f"train.init_from={trained_run}", "train.frozen_layers=3"), tmp_path / "r3")
+    with pytest.raises(ConfigError, match="train.frozen_layers: freezing needs trained weights"):
+        tiny_config(manifest, "train.frozen_layers=1")
+
+
+def test_an_adapted_run_is_served_with_its_sources_voice_activity_settings(trained_run, tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(trained_run, source)
+    write_vad_options(source, VadOptions(context_seconds=0.5, pad_seconds=0.5))
+    manifest = fsdd_manifest(tmp_path, "theo", copies=1)
+    train(tiny_config(manifest, "train.epochs=1", f"train.init_from={source / 'model.keras'}"), tmp_path / "run",
+          verbose=0)
+    assert read_vad_options(tmp_path / "run") == VadOptions(context_seconds=0.5, pad_seconds=0.5)
+    train(tiny_config(manifest, "train.epochs=1"), tmp_path / "scratch", verbose=0)
+    assert not (tmp_path / "scratch" / "vad.yaml").exists()  # from scratch: the library's defaults

@@ -10,7 +10,8 @@
 #                model never heard); seeded random 2, 5 and 10 minutes of the training rows, nested
 #   2  adapt:    asr train --init-from the bundled model on each subset and on all 38 minutes
 #   3  scratch:  the same network (3 x BiLSTM-224, 8 kHz) from random weights on the same rows, same epochs
-#   4  evaluate: every run's kept epoch and the bundled model itself on dev through asr evaluate (greedy)
+#   4  evaluate: every run's kept epoch and the bundled model itself on dev through asr evaluate (greedy,
+#                the bundled model's vad.yaml)
 #   5  curve:    the table (reports/adapt_an4/curve.md) and plot (recipes/adapt_an4/curve.png)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -65,6 +66,9 @@ if run_stage 4 evaluate; then
       --report "$REPORTS/bundle/greedy" --quiet
   for name in adapt scratch; do
     for size in $SIZES; do
+      # Served as the bundled model is (0.5 s of context around speech): asr train gives the adapted runs its
+      # vad.yaml; the scratch runs get the same, so that only the weights differ.
+      [ -f "$RUNS/${name}_$size/vad.yaml" ] || cp "$BUNDLE/vad.yaml" "$RUNS/${name}_$size/"
       "$BIN/asr" evaluate --manifest "$AN4/an4.dev.jsonl" --model "$RUNS/${name}_$size" --decoder greedy \
           --report "$REPORTS/${name}_$size/greedy" --quiet
     done
