@@ -1,7 +1,7 @@
 """The adaptation curve: dev WER against minutes of adaptation data and CPU minutes, adapted beside scratch.
 
-    python pipelines/adaptation_curve.py --reports reports/adapt_an4 --runs runs/adapt_an4 --sizes 2 5 10 all \
-        --manifests M2.jsonl M5.jsonl M10.jsonl MALL.jsonl [--plot curve.png]
+    python pipelines/adaptation_curve.py --reports reports/adaptation/an4 --runs runs/adaptation/an4 \
+        --sizes 2 5 10 all --manifests M2.jsonl M5.jsonl M10.jsonl MALL.jsonl [--plot curve.png] [--title T]
 
 Reads REPORTS/bundle/greedy/report.json (the starting model), REPORTS/<adapt|scratch>_<size>/greedy/report.json
 (`asr evaluate` reports) and RUNS/<adapt|scratch>_<size>/time.txt (lines of wall, user and system seconds that
@@ -75,7 +75,7 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, title: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,13 +87,15 @@ def plot(rows: list[dict], path: Path) -> None:
         label = "from the bundled model" if kind == "adapt" else "from scratch"
         axes[0].plot([r["data_minutes"] for r in chosen], [100 * r["wer"] for r in chosen], style, label=label)
         axes[1].plot([r["cpu_minutes"] for r in chosen], [100 * r["wer"] for r in chosen], style, label=label)
-    axes[0].set_xlabel("minutes of AN4 training audio")
+    axes[0].set_xlabel("minutes of adaptation audio")
     axes[1].set_xlabel("CPU minutes of training (2 cores)")
     for ax in axes:
-        ax.set_ylabel("AN4 dev WER, greedy (%)")
+        ax.set_ylabel("WER, greedy (%)")
         ax.set_ylim(0, 105)
         ax.grid(alpha=0.3)
     axes[0].legend()
+    if title:
+        figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=90, metadata={"Software": None})
     plt.close(figure)
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="+", required=True, help="run name suffixes, smallest first")
     parser.add_argument("--manifests", type=Path, nargs="+", required=True, help="each size's training rows")
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--title", default="", help="the plot's title (what was adapted to, scored where)")
     args = parser.parse_args(argv)
     if len(args.sizes) != len(args.manifests):
         parser.error(f"{len(args.sizes)} sizes but {len(args.manifests)} manifests: give one manifest per size")
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = curve_rows(args.reports, args.runs, args.sizes, minutes)
     print(markdown(rows))
     if args.plot:
-        plot(rows, args.plot)
+        plot(rows, args.plot, args.title)
     return 0
 
 
