@@ -86,7 +86,11 @@ def plot(rows: list[dict], path: Path, title: str = "") -> None:
         chosen = [r for r in rows if r["kind"] == kind or (kind == "adapt" and r["kind"] == "bundle")]
         label = "from the bundled model" if kind == "adapt" else "from scratch"
         axes[0].plot([r["data_minutes"] for r in chosen], [100 * r["wer"] for r in chosen], style, label=label)
-        axes[1].plot([r["cpu_minutes"] for r in chosen], [100 * r["wer"] for r in chosen], style, label=label)
+        axes[1].plot([r["cpu_minutes"] for r in chosen], [100 * r["wer"] for r in chosen], style[0], label=label)
+        for r in chosen:  # CPU minutes do not grow with the data (small sets get more epochs): label each point
+            if r["kind"] != "bundle":
+                axes[1].annotate(f"{r['data_minutes']:.0f} min", (r["cpu_minutes"], 100 * r["wer"]), fontsize=7,
+                                 xytext=(3, 3), textcoords="offset points")
     axes[0].set_xlabel("minutes of adaptation audio")
     axes[1].set_xlabel("CPU minutes of training (2 cores)")
     for ax in axes:
