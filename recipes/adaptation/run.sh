@@ -19,6 +19,8 @@
 #   4  evaluate: every run's kept epoch and the bundled model itself on the test rows through asr evaluate
 #                (greedy; every run served with the bundled model's vad.yaml)
 #   5  curve:    the table (reports/adaptation/$DOMAIN/curve.md) and plot (recipes/adaptation/curve_$DOMAIN.png)
+#   6  frozen:   the 10-minute adaptation again with train.frozen_layers=2 (the subsampling convolution and
+#                the lowest BiLSTM kept), scored as in stage 4: does freezing help with little data?
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . recipes/stages.sh "$@"  # --stage N --stop-stage M, run_stage
@@ -116,4 +118,11 @@ if run_stage 5 curve; then
       --manifests "${manifests[@]}" --plot "recipes/adaptation/curve_$DOMAIN.png" \
       --title "$TITLE" > "$REPORTS/curve.md"
   cat "$REPORTS/curve.md"
+fi
+
+if run_stage 6 frozen; then
+  train adapt_frozen2 10 "$ADAPT_RATE" train.init_from="$BUNDLE" train.frozen_layers=2
+  "$BIN/asr" evaluate --manifest "$TEST" --model "$RUNS/adapt_frozen2_10" --decoder greedy \
+      --report "$REPORTS/adapt_frozen2_10/greedy" --quiet
+  grep -h '"wer"' "$REPORTS/adapt_10/greedy/report.json" "$REPORTS/adapt_frozen2_10/greedy/report.json"
 fi
