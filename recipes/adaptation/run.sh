@@ -12,10 +12,9 @@
 # Stages (each resumable: re-run the recipe, or from the stage that was cut off):
 #   1  data:     an4: the split of recipes/an4_wav (dev = its 8 speakers); voice: prose (stage 1 of
 #                recipes/default) rendered by Kokoro blend80 (train, dev and test sentences disjoint);
-#                then seeded random 2, 5 and 10 minutes of the training rows, nested (voice: 10 is used)
+#                then seeded random 2, 5 and 10 minutes of the training rows, nested
 #   2  adapt:    asr train --init-from the bundled model on each subset and on all the training rows
 #   3  scratch:  the same network (3 x BiLSTM-224, 8 kHz) from random weights on the same rows, same epochs
-#                (voice: all the rows only)
 #   4  evaluate: every run's kept epoch and the bundled model itself on the test rows through asr evaluate
 #                (greedy; every run served with the bundled model's vad.yaml)
 #   5  curve:    the table (reports/adaptation/$DOMAIN/curve.md) and plot (recipes/adaptation/curve_$DOMAIN.png)
@@ -37,10 +36,10 @@ ADAPT_RATE=1e-3  # peak; on AN4's 10-minute rows 1e-4 / 3e-4 / 1e-3 kept 27.4 / 
 SCRATCH_RATE=2e-3  # configs/default.yaml's, which trained the bundled network from scratch
 case $DOMAIN in  # the plot's title, training rows, the dev rows that pick each run's epoch, the rows scored
   an4)
-    TITLE="AN4 (8 unseen dev speakers)" SIZES="2 5 10 all" SCRATCH_SIZES="2 5 10 all"
+    TITLE="AN4 (8 unseen dev speakers)"
     TRAIN=work/an4_wav/an4.train.jsonl DEV=work/an4_wav/an4.dev.jsonl TEST=work/an4_wav/an4.dev.jsonl ;;  # models/an4's
-  voice)  # fewer sizes: prose rows are long, an epoch's dev pass is slow, and 2 and 5 minutes bought AN4 nothing
-    TITLE="a new voice (Kokoro blend80), unseen sentences" SIZES="10 all" SCRATCH_SIZES="all"
+  voice)
+    TITLE="a new voice (Kokoro blend80), unseen sentences"
     TRAIN=$DATA/train/manifest.jsonl DEV=$DATA/dev/manifest.jsonl TEST=$DATA/test/manifest.jsonl ;;
   *) echo "DOMAIN=$DOMAIN: an4 or voice" >&2; exit 2 ;;
 esac
@@ -49,12 +48,8 @@ mkdir -p "$DATA" "$RUNS" "$REPORTS"
 rows() { if [ "$1" = all ]; then echo "$TRAIN"; else echo "$DATA/train_${1}min.jsonl"; fi; }
 # One pass over 2 minutes is 2 batches, over AN4's 38 minutes 27: small sets get more epochs (about 280
 # steps), and every run keeps its best dev epoch.
-epochs() {
-  case $DOMAIN-$1 in
-    an4-2) echo 140 ;; an4-5) echo 70 ;; an4-10) echo 40 ;; an4-all) echo 50 ;;
-    voice-10) echo 20 ;; voice-all) echo 20 ;;  # about 160 and 400 steps: what 2 CPU cores allowed
-  esac
-}
+SIZES="2 5 10 all"
+epochs() { case $1 in 2) echo 140 ;; 5) echo 70 ;; 10) echo 40 ;; all) echo 50 ;; esac; }
 train() {  # NAME SIZE RATE [OVERRIDES...]: one run, its wall and CPU seconds appended to RUN/time.txt
   local name=$1 size=$2 rate=$3
   shift 3
@@ -91,16 +86,14 @@ if run_stage 2 adapt; then
 fi
 
 if run_stage 3 scratch; then
-  for size in $SCRATCH_SIZES; do train scratch "$size" "$SCRATCH_RATE"; done
+  for size in $SIZES; do train scratch "$size" "$SCRATCH_RATE"; done
 fi
 
 if run_stage 4 evaluate; then
   "$BIN/asr" evaluate --manifest "$TEST" --model "$BUNDLE" --decoder greedy --report "$REPORTS/bundle/greedy" \
       --quiet
   for name in adapt scratch; do
-    sizes=$SIZES
-    [ "$name" = scratch ] && sizes=$SCRATCH_SIZES
-    for size in $sizes; do
+    for size in $SIZES; do
       # Served as the bundled model is (0.5 s of context around speech): asr train gives the adapted runs its
       # vad.yaml; the scratch runs get the same, so that only the weights differ.
       [ -f "$RUNS/${name}_$size/vad.yaml" ] || cp "$BUNDLE/vad.yaml" "$RUNS/${name}_$size/"
