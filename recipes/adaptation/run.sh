@@ -117,5 +117,8 @@ if run_stage 6 frozen; then
   train adapt_frozen2 10 "$ADAPT_RATE" train.init_from="$BUNDLE" train.frozen_layers=2
   "$BIN/asr" evaluate --manifest "$TEST" --model "$RUNS/adapt_frozen2_10" --decoder greedy \
       --report "$REPORTS/adapt_frozen2_10/greedy" --quiet
-  grep -h '"wer"' "$REPORTS/adapt_10/greedy/report.json" "$REPORTS/adapt_frozen2_10/greedy/report.json"
+  for name in adapt_10 adapt_frozen2_10; do
+    "$PY" -c 'import json, sys; print(sys.argv[1], json.load(open(sys.argv[2]))["summary"]["wer"])' "$name" \
+        "$REPORTS/$name/greedy/report.json"
+  done
 fi
