@@ -64,7 +64,7 @@ def curve_rows(reports: Path, runs: Path, sizes: list[str], minutes: list[float]
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| start | adaptation data | dev WER greedy (95% CI) | gap closed | kept epoch | wall min | CPU min |",
+    lines = ["| start | adaptation data | WER greedy (95% CI) | gap closed | kept epoch | wall min | CPU min |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:
         ci = f" ({100 * row['ci'][0]:.1f}–{100 * row['ci'][1]:.1f})" if row["ci"] else ""
