@@ -137,14 +137,19 @@ def test_beam_lm_without_weights_is_plain_beam(lm_path):
 # --- the language model ------------------------------------------------------------------------------------
 
 
-def cat_or_cap() -> np.ndarray:
-    """ "the cat sat", but the acoustics of cat's "t" lean (4.5 vs 4.0 nats) towards "p"."""
-    logits = peaked(spelled("the cat sat"))
-    t_frames = slice(3 * len("the ca"), 3 * len("the ca") + 2)
-    logits[t_frames] = 0.0
-    logits[t_frames, ALPHABET.encode("t")[0]] = 4.0
-    logits[t_frames, ALPHABET.encode("p")[0]] = 4.5
+def misheard(text: str, position: int, heard: str) -> np.ndarray:
+    """`text` spelled out, but the acoustics of its letter at `position` lean (4.5 vs 4.0 nats) towards `heard`."""
+    logits = peaked(spelled(text))
+    frames = slice(3 * position, 3 * position + 2)
+    logits[frames] = 0.0
+    logits[frames, ALPHABET.encode(text[position])[0]] = 4.0
+    logits[frames, ALPHABET.encode(heard)[0]] = 4.5
     return logits
+
+
+def cat_or_cap() -> np.ndarray:
+    """ "the cat sat", but the acoustics of cat's "t" lean towards "p"."""
+    return misheard("the cat sat", len("the ca"), "p")
 
 
 def test_lm_fixes_a_word_the_acoustics_get_wrong(lm_path):

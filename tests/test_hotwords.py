@@ -17,7 +17,7 @@ from asr.hotwords import DEFAULT_BOOST, HotwordError, parse_boost, read_hotword_
 from asr.lm import arpa_vocabulary
 from asr.model_folder import read_decoding_options, write_decoding_options
 from asr.text import Alphabet
-from tests.test_decoding import ALPHABET, cat_or_cap, peaked, spelled
+from tests.test_decoding import ALPHABET, cat_or_cap, misheard, peaked, spelled
 from tests.test_decoding_defaults import RATE, fixed_logits_model, lm_folder  # noqa: F401 (a fixture)
 
 KINDS = [("beam", "open"), ("beam_lm", "open"), ("beam_lm", "closed")]
@@ -26,12 +26,7 @@ KINDS = [("beam", "open"), ("beam_lm", "open"), ("beam_lm", "closed")]
 def cad_or_cat() -> np.ndarray:
     """ "the cad sat", but the acoustics of the "d" lean (4.5 vs 4.0 nats) towards "t": "cat", a word of the LM,
     which lacks "cad"."""
-    logits = peaked(spelled("the cad sat"))
-    d_frames = slice(3 * len("the ca"), 3 * len("the ca") + 2)
-    logits[d_frames] = 0.0
-    logits[d_frames, ALPHABET.encode("d")[0]] = 4.0
-    logits[d_frames, ALPHABET.encode("t")[0]] = 4.5
-    return logits
+    return misheard("the cad sat", len("the ca"), "t")
 
 
 def decode(logits: np.ndarray, kind: str, vocabulary: str, lm_path: Path, hotwords=(), **options) -> str:
