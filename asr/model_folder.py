@@ -219,7 +219,7 @@ def write_vad_options(folder: Path, options: VadOptions) -> Path:
 def inherit_vad_options(source: str | Path, folder: Path) -> Path | None:
     """Give `folder` the voice-activity settings of the model it starts from (`train.init_from`), unless it has
     its own: an adapted model is served as its source was (e.g. the bundled model's 0.5 s of context around
-    speech, without which its adapted AN4 models lose many points: recipes/adapt_an4/RESULTS.md). Returns the
+    speech, without which its adapted AN4 models lose many points: recipes/adaptation/RESULTS.md). Returns the
     file written, if any."""
     keras_file, _ = locate(source)
     if (folder / VAD_NAME).exists() or not (keras_file.parent / VAD_NAME).exists():

@@ -206,16 +206,15 @@ def _fit(trainer, rows, config: Config, state: RunState, steps: int, callbacks, 
 OUTPUT_LAYER = "logits"  # asr.model's output Dense: the one layer train.init_new_output starts afresh
 
 
-def freeze_lowest_layers(network: keras.Model, count: int) -> list[str]:
-    """Make the lowest `count` layers with weights (below the output layer) untrainable, every other layer
-    trainable; returns the frozen layers' names. `train.frozen_layers` (with `train.init_from`)."""
+def freeze_lowest_layers(network: keras.Model, count: int) -> None:
+    """Make the lowest `count` layers with weights (below the output layer) untrainable and every other layer
+    trainable (0: all trainable). `train.frozen_layers` (with `train.init_from`)."""
     below_output = [layer for layer in network.layers if layer.weights and layer.name != OUTPUT_LAYER]
     if count > len(below_output):
         raise ConfigError(f"train.frozen_layers: {count}, but the network has {len(below_output)} layers with "
                           f"weights below the output layer ({', '.join(layer.name for layer in below_output)})")
     for index, layer in enumerate(below_output):
         layer.trainable = index >= count
-    return [layer.name for layer in below_output[:count]]
 
 
 def copy_weights_from(source: str | Path, network: keras.Model, config: Config) -> None:

@@ -1,4 +1,4 @@
-"""recipes/adapt_an4's tools: nested minute-sized subsets (combine_manifests --minutes) and the curve table."""
+"""recipes/adaptation's tools: nested minute-sized subsets (combine_manifests --minutes) and the curve table."""
 
 from __future__ import annotations
 
