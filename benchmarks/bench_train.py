@@ -4,12 +4,14 @@
     python benchmarks/bench_train.py --configs default --subsampling 3 --sizes 128x3 160x3 224x3 160x2 160x4
     python benchmarks/bench_train.py --configs default --subsampling 3 --sizes 224x3 --cpu-lstm keras fused \
         fused_bf16 --repeats 3      # the CPU BiLSTM paths (train.cpu_lstm) side by side, interleaved
+    python benchmarks/bench_train.py --configs default --subsampling 3 --sizes 224x3 --batches 32:16000 64:32000 \
+        --repeats 3                 # batch size : frame budget (data.batch_size, data.max_frames_per_batch)
 
 Trains each config (with the given subsampling) for `--steps` steps on Asterisk prompts of up to 6 s at
 8 kHz (prepared on the fly from ../shared/data), after 3 warm-up steps that include tracing; `--sizes
 UNITSxLAYERS` measures other BiLSTM widths and depths of each config (the cost side of a width/depth sweep;
-`--repeats` takes the median; `--cpu-lstm` compares `train.cpu_lstm` paths, one repeat of each in turn so
-that a noisy machine slows them alike). The batches
+`--repeats` takes the median; `--cpu-lstm` compares `train.cpu_lstm` paths and `--batches` batch sizes with
+their frame budgets, one repeat of each in turn so that a noisy machine slows them alike). The batches
 come from the real input pipeline, so decoding and features are part of the measured time, as in training.
 """
 
@@ -38,8 +40,11 @@ MAX_SECONDS = 6.0
 
 
 def throughput(config_name: str, subsampling: int, rows, steps: int, size: str | None = None,
-               cpu_lstm: str | None = None) -> tuple[int, float, float]:
+               cpu_lstm: str | None = None, batch: str | None = None) -> tuple[int, float, float]:
     overrides = [f"model.subsampling={subsampling}", "features.sample_rate=8000"]
+    if batch:
+        batch_size, frames = batch.split(":")
+        overrides += [f"data.batch_size={batch_size}", f"data.max_frames_per_batch={frames}"]
     if cpu_lstm:
         overrides.append(f"train.cpu_lstm={cpu_lstm}")
     if size:
@@ -70,6 +75,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per row; the median is printed")
     parser.add_argument("--cpu-lstm", nargs="+", default=[None], choices=CPU_LSTM_PATHS,
                         help="train.cpu_lstm paths to compare (default: each config's own)")
+    parser.add_argument("--batches", nargs="+", default=[None], metavar="SIZE:FRAMES",
+                        help="batch sizes and frame budgets to compare, e.g. 32:16000 (default: each config's own)")
     args = parser.parse_args()
     keras.utils.set_random_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,22 +86,23 @@ def main() -> None:
         rows = [r for r in read_manifest(manifest) if r.duration <= MAX_SECONDS]
         print(f"{len(rows)} Asterisk utterances <= {MAX_SECONDS} s; {args.steps} timed steps after "
               f"{WARMUP_STEPS} warm-up steps\n")
-        print("| config | subsampling | BiLSTM units x layers | train.cpu_lstm | parameters | audio s / wall s "
-              "| × first path | audio timed (s) |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| config | subsampling | BiLSTM units x layers | train.cpu_lstm | batch:frames | parameters "
+              "| audio s / wall s | × first | audio timed (s) |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for name in args.configs:
             for factor in args.subsampling:
                 for size in args.sizes:
-                    runs = {path: [] for path in args.cpu_lstm}
+                    variants = [(path, batch) for path in args.cpu_lstm for batch in args.batches]
+                    runs = {variant: [] for variant in variants}
                     for _ in range(args.repeats):
-                        for path in args.cpu_lstm:
-                            runs[path].append(throughput(name, factor, rows, args.steps, size, path))
-                    first = statistics.median(run[1] for run in runs[args.cpu_lstm[0]])
-                    for path, measured in runs.items():
+                        for path, batch in variants:
+                            runs[path, batch].append(throughput(name, factor, rows, args.steps, size, path, batch))
+                    first = statistics.median(run[1] for run in runs[variants[0]])
+                    for (path, batch), measured in runs.items():
                         params, _, audio = measured[0]
                         speed = statistics.median(run[1] for run in measured)
-                        print(f"| {name} | {factor} | {size or 'config'} | {path or 'config'} | {params:,} "
-                              f"| {speed:.1f} | {speed / first:.2f} | {audio:.0f} |", flush=True)
+                        print(f"| {name} | {factor} | {size or 'config'} | {path or 'config'} | {batch or 'config'} "
+                              f"| {params:,} | {speed:.1f} | {speed / first:.2f} | {audio:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,11 @@ if run_stage 2 render; then
   "$PY" pipelines/make_nonspeech.py --out work/nonspeech --count 300
   "$PY" pipelines/synthesize_corpus.py --text "$PROSE" --out "$TTS/espeak" --count 2500 --seed 2 --jobs 2 --quiet
   # Kokoro is the slowest engine (~2x real time on 2 cores): it renders beside the others, one thread each.
-  TTS_THREADS=1 render kokoro kokoro "$PROSE" 0 120 &
+  # The second batch of each engine (the *_more renderings) speaks the next unused prose: Kokoro in 56 more
+  # style blends (24-79; 80-99 stay unheard: the adaptation recipe's voice and the test voices).
+  # shellcheck disable=SC2046  # the blend names are words
+  (TTS_THREADS=1 render kokoro kokoro "$PROSE" 0 120
+   TTS_THREADS=1 render kokoro_more kokoro "$PROSE" 3020 240 $(printf 'blend%02d ' $(seq 24 79))) &
   kokoro=$!
   export TTS_THREADS=1
   render piper piper "$PROSE" 120 500
@@ -73,6 +77,11 @@ if run_stage 2 render; then
   render rhvoice rhvoice "$PROSE" 1120 1200
   render festival festival "$PROSE" 2320 300
   render pico pico "$PROSE" 2620 400
+  render piper_more piper "$PROSE" 3260 500
+  render hibari_more hibari "$PROSE" 3760 500
+  render rhvoice_more rhvoice "$PROSE" 4260 800
+  render pico_more pico "$PROSE" 5060 300
+  render festival_more festival "$PROSE" 5360 200
   # Dev: unseen sentences from training voices. Test: unseen sentences from voices no training row used.
   render dev_rhvoice rhvoice work/prose/dev.txt 0 60
   render dev_piper piper work/prose/dev.txt 60 30
@@ -104,7 +113,8 @@ if run_stage 3 prepare; then
       [ -f "$DATA/$corpus.$part.jsonl" ] && trainable "$DATA/$corpus.$part.jsonl" "$DATA/$corpus.$part.ok.jsonl"
     done
   done
-  for name in espeak kokoro piper hibari rhvoice festival pico dev_rhvoice dev_piper dev_kokoro; do
+  for name in espeak kokoro piper hibari rhvoice festival pico kokoro_more piper_more hibari_more rhvoice_more \
+      pico_more festival_more dev_rhvoice dev_piper dev_kokoro; do
     trainable "$TTS/$name/manifest.jsonl" "$DATA/tts_$name.ok.jsonl"
   done
   prepare manifest "$TTS/test_flite/manifest.jsonl" flite_prose.test
@@ -126,7 +136,7 @@ if run_stage 3 prepare; then
   # last stages had them.
   "$PY" pipelines/combine_manifests.py "$DATA/sentences.train.jsonl" "$DATA/synth.train.kept.jsonl" \
       "$DATA"/{fsdd,asterisk,asterisk,asterisk,speech_commands,an4,ljspeech,ljspeech,nonspeech}.train.ok.jsonl \
-      "$DATA"/tts_espeak.kept.jsonl "$DATA"/tts_{kokoro,piper,hibari,rhvoice,festival,pico}.ok.jsonl \
+      "$DATA"/tts_espeak.kept.jsonl "$DATA"/tts_{kokoro,piper,hibari,rhvoice,festival,pico}{,_more}.ok.jsonl \
       --exclude-audio "$SAMPLES"
 fi
 
