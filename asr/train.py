@@ -275,10 +275,19 @@ def load_run_config(run_dir: Path, config_path: Path | None, overrides: list[str
             raise ConfigError("--resume continues a run with its saved config.yaml; drop --config and overrides")
         if epochs is not None:
             extend_run(run_dir, epochs)
-        return load_config(config_file(run_dir))
+        return saved_run_config(run_dir)
     if config_path is None:
         raise ConfigError("--config is required to start a run")
     return load_config(config_path, overrides)
+
+
+def saved_run_config(run_dir: Path) -> Config:
+    """The config a run in `run_dir` was started with; a folder holding checkpoints without one is refused with
+    what to do (it is left by a run cut off before its first save, or by a folder changed under a run)."""
+    if state_file(run_dir).exists() and not config_file(run_dir).exists():
+        raise ConfigError(f"{run_dir} holds checkpoints but no {config_file(run_dir).name}, so the run cannot be "
+                          f"continued: delete {run_dir} (or choose another --out) to start again")
+    return load_config(config_file(run_dir))
 
 
 def continues_run(run_dir: Path, config: Config) -> bool:
@@ -287,7 +296,7 @@ def continues_run(run_dir: Path, config: Config) -> bool:
     ConfigError when it holds a run of another config (naming the settings that differ)."""
     if not state_file(run_dir).exists():
         return False
-    saved = _flat(load_config(config_file(run_dir)).to_dict())
+    saved = _flat(saved_run_config(run_dir).to_dict())
     wanted = _flat(config.to_dict())
     changed = [f"{key}: {saved.get(key)!r} -> {wanted.get(key)!r}" for key in sorted(saved.keys() | wanted.keys())
                if saved.get(key) != wanted.get(key)]

@@ -300,6 +300,17 @@ def test_starting_the_same_config_on_its_run_folder_continues_it_and_another_con
         continues_run(trained_run, wider)
 
 
+def test_a_run_folder_with_checkpoints_but_no_config_says_to_delete_it(trained_run, tmp_path):
+    from asr.train import continues_run, load_run_config
+
+    saved = load_config(trained_run / "config.yaml")
+    orphan = tmp_path / "orphan"
+    shutil.copytree(trained_run / "checkpoints", orphan / "checkpoints")
+    for attempt in (lambda: continues_run(orphan, saved), lambda: load_run_config(orphan, None, [], resume=True)):
+        with pytest.raises(ConfigError, match=f"{orphan} holds checkpoints but no config.yaml.*delete {orphan}"):
+            attempt()
+
+
 def test_a_new_alphabet_starts_the_output_layer_afresh_and_keeps_every_other_layer(trained_run, tmp_path):
     manifest = fsdd_manifest(tmp_path, "theo", copies=1)
     fewer = "alphabet_characters=' abcdefghijklmnopqrstuvwxyz'"  # no apostrophe: one class less
