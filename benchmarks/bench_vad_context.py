@@ -16,14 +16,12 @@ import tempfile
 from pathlib import Path
 
 import jiwer
+from bench_vad import with_pauses  # the sibling script: run as a script, its folder is on sys.path
 
 import asr
 from asr.audio import load_audio
 from asr.data import read_manifest
 from asr.vad import VAD_OFF, VadOptions, detect
-
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_vad import with_pauses  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTEXTS = (0.1, 0.25, 0.5, 1.0, None)  # seconds; None: the whole window
