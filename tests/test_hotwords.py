@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asr import cli
+from asr import cli, cli_decoding
 from asr.audio import write_audio
 from asr.decoders import make_decoder
 from asr.decoding import DecoderError, DecodingOptions
@@ -176,7 +176,7 @@ def test_boost_arguments():
 
 def options_from(argv: list[str], model_defaults: DecodingOptions) -> DecodingOptions:
     args = cli.build_parser("transcribe").parse_args(["transcribe", "x.wav", *argv])
-    return cli.decoding_options(args, model_defaults)
+    return cli_decoding.decoding_options(args, model_defaults)
 
 
 def test_command_line_hotwords_add_to_the_models(tmp_path, lm_path):
