@@ -35,7 +35,7 @@ BUNDLE=asr/assets/default_model
 INIT=${INIT:-$BUNDLE}  # the weights the run starts from (stage 4 reads them before stage 7 replaces them)
 SAMPLES=asr/samples/transcripts.tsv
 AN4_TEST_SPEAKERS=fjam,mdxn,mfaa,mjhp,mmaf,mmap,msjr,mtcv  # models/an4's dev speakers
-EPOCHS=${EPOCHS:-8}  # one cosine over them; 9 h of audio an epoch, ~8 min each on 2 cores
+EPOCHS=${EPOCHS:-5}  # one cosine over them; 12 h of audio an epoch, ~7 min each on a 2-core Zen-4 VM (10 at 1e-4: flat dev, RESULTS.md)
 PEAK_RATE=${PEAK_RATE:-1e-4}  # 3e-4 over 3 epochs ended 2.8 points worse on dev than its starting point (RESULTS.md)
 mkdir -p "$DATA" "$TTS"
 
