@@ -22,7 +22,7 @@ from pathlib import Path
 
 from asr.corpora import CorpusError
 from asr.data import ManifestError
-from asr.synthesis.engines import ENGINES, Prosody, render, sentences, speak
+from asr.synthesis.engines import ENGINES, SAMPLE_RATE, Prosody, render, sentences, speak
 from asr.synthesis.neural import NeuralVoiceError
 
 
@@ -41,7 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--voice-per-sentence", action="store_true",
                         help="each sentence spoken once, by the voices in turn (default: by every voice)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same files")
+    parser.add_argument("--sample-rate", type=int, default=SAMPLE_RATE,
+                        help="output rate in Hz (the degrading's telephone band needs at least 8000)")
     args = parser.parse_args(argv)
+    if args.sample_rate < 8000:
+        print(f"error: --sample-rate {args.sample_rate}: below 8000 Hz the telephone band does not fit", file=sys.stderr)
+        return 2
     engine = ENGINES[args.engine]
     voices = tuple(args.voices or engine.default_voices)
     if engine.program is not None and shutil.which(engine.program) is None:
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no sentences left to render", file=sys.stderr)
         return 2
     manifest, failed = render(texts, args.out, args.engine, voices, args.seed, args.vary_prosody,
-                              args.voice_per_sentence)
+                              args.voice_per_sentence, args.sample_rate)
     for line in failed:
         print(f"failed: {line}", file=sys.stderr)
     spoken = "one voice each" if args.voice_per_sentence else f"x {len(voices)} voices"

@@ -172,21 +172,21 @@ ENGINES = {
 
 # --- rendering -----------------------------------------------------------------------------------------------
 
-def speak(engine: str, voice: str, text: str, prosody: Prosody) -> np.ndarray:
-    """The engine's rendering of `text`, at SAMPLE_RATE (float32)."""
+def speak(engine: str, voice: str, text: str, prosody: Prosody, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The engine's rendering of `text`, at `sample_rate` (float32)."""
     synthesize = ENGINES[engine].synthesize
     if synthesize is not None:
         samples, rate = synthesize(voice, text, prosody.stretch)
         if not samples.size:
             raise ValueError("the engine wrote no audio")
-        return resample(samples, rate, SAMPLE_RATE)
+        return resample(samples, rate, sample_rate)
     with tempfile.TemporaryDirectory() as folder:
         text_file, wav = Path(folder) / "text.txt", Path(folder) / "speech.wav"
         text_file.write_text(text + "\n", encoding="utf-8")
         subprocess.run(ENGINES[engine].command(voice, text, text_file, wav, prosody), check=True,
                        capture_output=True, timeout=120)
         samples, rate = read_audio(wav)
-    return resample(samples, rate, SAMPLE_RATE)
+    return resample(samples, rate, sample_rate)
 
 
 def draw_prosody(seed: int, index: int) -> Prosody:
@@ -196,10 +196,12 @@ def draw_prosody(seed: int, index: int) -> Prosody:
 
 
 def render(texts: list[str], out: Path, engine: str = "flite", voices: tuple[str, ...] = TEST_VOICES,
-           seed: int = 0, vary_prosody: bool = False, voice_per_sentence: bool = False) -> tuple[Path, list[str]]:
+           seed: int = 0, vary_prosody: bool = False, voice_per_sentence: bool = False,
+           sample_rate: int = SAMPLE_RATE) -> tuple[Path, list[str]]:
     """Write (or keep) every voice's rendering of every text (or, with `voice_per_sentence`, one voice's, in
-    turn) as OUT/audio/ENGINE_VOICE_NNNN.wav, and OUT/manifest.jsonl (speaker = ENGINE-VOICE); returns the
-    manifest and what failed."""
+    turn) as OUT/audio/ENGINE_VOICE_NNNN.wav at `sample_rate`, and OUT/manifest.jsonl (speaker =
+    ENGINE-VOICE); returns the manifest and what failed. A file already there at another rate is rendered
+    again."""
     audio = out / "audio"
     audio.mkdir(parents=True, exist_ok=True)
     rows, failed = [], []
@@ -210,17 +212,19 @@ def render(texts: list[str], out: Path, engine: str = "flite", voices: tuple[str
     for index, (voice, number, text) in enumerate(tqdm(jobs, desc=engine, unit="utt", disable=None)):
         path = audio / f"{engine}_{voice}_{number:04d}.wav"
         try:
-            samples, _ = read_audio(path)
+            samples, rate = read_audio(path)
+            if rate != sample_rate:
+                raise AudioError(path, f"{rate} Hz, not {sample_rate}")
         except AudioError:
             prosody = draw_prosody(seed, index) if vary_prosody else Prosody()
             try:
-                speech = speak(engine, voice, text, prosody)
-                samples = degrade(speech, SAMPLE_RATE, np.random.default_rng([seed, index]))
+                speech = speak(engine, voice, text, prosody, sample_rate)
+                samples = degrade(speech, sample_rate, np.random.default_rng([seed, index]))
             except (subprocess.SubprocessError, AudioError, ValueError, neural.NeuralVoiceError) as error:
                 failed.append(f"{voice} {text!r}: {error}")
                 continue
-            write_wav(path, samples, SAMPLE_RATE)
-        rows.append(Utterance(str(path), round(samples.size / SAMPLE_RATE, 4), text, speaker=f"{engine}-{voice}"))
+            write_wav(path, samples, sample_rate)
+        rows.append(Utterance(str(path), round(samples.size / sample_rate, 4), text, speaker=f"{engine}-{voice}"))
     manifest = out / "manifest.jsonl"
     write_manifest(manifest, rows)
     return manifest, failed
