@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="output rate in Hz (the degrading's telephone band needs at least 8000)")
     args = parser.parse_args(argv)
     if args.sample_rate < 8000:
-        print(f"error: --sample-rate {args.sample_rate}: below 8000 Hz the telephone band does not fit", file=sys.stderr)
+        print(f"error: --sample-rate {args.sample_rate}: below 8000 Hz the telephone band does not fit",
+              file=sys.stderr)
         return 2
     engine = ENGINES[args.engine]
     voices = tuple(args.voices or engine.default_voices)

@@ -103,7 +103,7 @@ def test_wideband_rendering_keeps_the_band_above_4_khz_and_a_rate_change_renders
     power = abs(np.fft.rfft(samples)) ** 2
     frequencies = np.fft.rfftfreq(samples.size, 1 / 16000)
     assert power[frequencies > 4200].sum() / power.sum() > 1e-5
-    again = render(source, "--engine", "pico", "--voices", "en-US", "--seed", 0, "--out", out)  # 16 kHz there: rendered again
+    again = render(source, "--engine", "pico", "--voices", "en-US", "--seed", 0, "--out", out)  # 16 kHz files: again
     assert again.returncode == 0, again.stderr
     assert sf.info(read_manifest(out / "manifest.jsonl")[0].audio_filepath).samplerate == 8000
     done = render(source, "--sample-rate", 4000, "--out", tmp_path / "x")
