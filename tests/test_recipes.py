@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").glob("*/run.sh"))
-WITH_RESULTS = ("an4", "an4_wav", "baselines", "ablation", "default", "adaptation")
+WITH_RESULTS = ("an4", "an4_wav", "baselines", "ablation", "default", "adaptation", "an4_transfer")
 
 
 def header_stages(script: Path) -> list[tuple[int, str]]:
