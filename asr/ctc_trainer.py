@@ -6,6 +6,11 @@ from asr.backend import keras, tf
 from asr.text import BLANK_INDEX
 
 
+def keras_ctc_loss(labels, logits, label_lengths, logit_lengths):
+    """`keras.ops.ctc_loss` with our blank: what a GPU runs, and the reference the CPU path is checked against."""
+    return keras.ops.ctc_loss(labels, logits, label_lengths, logit_lengths, mask_index=BLANK_INDEX)
+
+
 def ctc_loss(labels, logits, label_lengths, logit_lengths):
     """Per-utterance CTC loss from logits on true label and output lengths; labels right-padded, blank 0.
 
@@ -16,7 +21,7 @@ def ctc_loss(labels, logits, label_lengths, logit_lengths):
     keras's path, whose dense form is vectorised there.
     """
     if tf.config.list_physical_devices("GPU"):
-        return keras.ops.ctc_loss(labels, logits, label_lengths, logit_lengths, mask_index=BLANK_INDEX)
+        return keras_ctc_loss(labels, logits, label_lengths, logit_lengths)
     logits = tf.cast(logits, tf.float32)
     label_lengths = tf.cast(label_lengths, tf.int32)
     # The kernel refuses an empty label (a silence clip's transcript): such rows get a one-token stand-in,

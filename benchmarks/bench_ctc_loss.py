@@ -10,27 +10,15 @@ Batch 16 of random logits over 30 classes; label lengths drawn between half and 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+from profile_train_step import median_seconds  # this folder is sys.path[0] when a benchmark runs
 
-from asr.backend import keras, tf
-from asr.ctc_trainer import ctc_loss
-from asr.text import BLANK_INDEX
+from asr.backend import tf
+from asr.ctc_trainer import ctc_loss, keras_ctc_loss
 
 SHAPES = ((5, 36), (35, 180), (85, 260), (150, 330))  # (label length L, output frames T)
 BATCH, CLASSES = 16, 30
-
-
-def timed(function, repeats: int) -> float:
-    function()  # trace
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def step(loss_fn, batch):
@@ -60,10 +48,10 @@ def main() -> None:
         logit_lengths = tf.fill([BATCH], frames)
 
         batch = (labels, logits, label_lengths, logit_lengths)
-        dense = step(lambda *a: keras.ops.ctc_loss(*a, mask_index=BLANK_INDEX), batch)
+        dense = step(keras_ctc_loss, batch)
         sparse = step(ctc_loss, batch)
         difference = float(np.max(np.abs(dense()[0] - sparse()[0]) / np.abs(dense()[0])))
-        keras_s, ours_s = timed(dense, args.repeats), timed(sparse, args.repeats)
+        keras_s, ours_s = median_seconds(dense, args.repeats), median_seconds(sparse, args.repeats)
         print(f"| {width} | {frames} | {keras_s:.3f} | {ours_s:.3f} | {keras_s / ours_s:.1f}× | {difference:.1e} |")
 
 

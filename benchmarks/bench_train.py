@@ -48,16 +48,12 @@ MAX_SENTENCE_SECONDS = 10.0
 CTC_LOSSES = ("asr", "keras")
 
 
-def keras_ctc_loss(labels, logits, label_lengths, logit_lengths):
-    return keras.ops.ctc_loss(labels, logits, label_lengths, logit_lengths, mask_index=ctc_trainer.BLANK_INDEX)
-
-
 @contextlib.contextmanager
 def ctc_loss_used(name: str | None):
     """Training steps traced inside use that CTC loss (`keras`: the loss asr trained with before #27)."""
     saved = ctc_trainer.ctc_loss
     if name == "keras":
-        ctc_trainer.ctc_loss = keras_ctc_loss
+        ctc_trainer.ctc_loss = ctc_trainer.keras_ctc_loss
     try:
         yield
     finally:
