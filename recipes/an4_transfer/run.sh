@@ -73,7 +73,8 @@ if run_stage 4 lm; then
   for run in mix finetune; do
     cp "$SOURCE/lm.arpa" "$RUNS/$run/lm.arpa"  # recipes/an4_wav's: a 3-gram of AN4's training transcripts
     "$PY" pipelines/tune_decoder.py --model "$RUNS/$run" --manifest "$AN4/an4.dev.jsonl" --lm "$RUNS/$run/lm.arpa" \
-        --alpha 0 0.25 0.5 0.75 1 1.5 --beta 0 0.5 1 2 3 --beam-width 32 \
+        --vocabulary open closed --alpha 0.25 0.5 0.75 1 1.5 2 --beta 0 1 2 3 4 5 6 \
+        --beam-width 32 --token-beam 16 \
         --out "$RUNS/$run/tuning.json" --write-decoding "$RUNS/$run" | tee "$RUNS/$run/tuning.txt"
   done
 fi

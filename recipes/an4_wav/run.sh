@@ -52,7 +52,8 @@ fi
 
 if run_stage 5 tune; then
   "$BIN/python" pipelines/tune_decoder.py --model "$MODEL" --manifest "$DATA/an4.dev.jsonl" --lm "$MODEL/lm.arpa" \
-      --alpha 0 0.25 0.5 0.75 1 1.5 --beta 0 0.5 1 2 3 --beam-width 32 \
+      --vocabulary open closed --alpha 0.25 0.5 0.75 1 1.5 2 --beta 0 1 2 3 4 5 6 \
+      --beam-width 32 --token-beam 16 \
       --out "$DATA/tuning.json" --write-decoding "$MODEL" | tee "$DATA/tuning.txt"
 fi
 
