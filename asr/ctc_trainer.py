@@ -21,7 +21,17 @@ def ctc_loss(labels, logits, label_lengths, logit_lengths):
     keras's path, whose dense form is vectorised there.
     """
     if tf.config.list_physical_devices("GPU"):
-        return keras_ctc_loss(labels, logits, label_lengths, logit_lengths)
+        losses = keras_ctc_loss(labels, logits, label_lengths, logit_lengths)
+    else:
+        losses = _kernel_ctc_loss(labels, logits, label_lengths, logit_lengths)
+    # A label longer than its frames allow has no CTC path: infinite, whatever either kernel returns for it
+    # (the C++ kernel, told to ignore such rows, gives 0; the dense path can give a large finite loss).
+    feasible = ctc_min_frames_tf(labels, label_lengths) <= tf.cast(logit_lengths, tf.int32)
+    return tf.where(feasible, losses, tf.constant(float("inf")))
+
+
+def _kernel_ctc_loss(labels, logits, label_lengths, logit_lengths):
+    """`ctc_loss` through TensorFlow's C++ kernel (sparse labels), empty transcripts given the all-blank loss."""
     logits = tf.cast(logits, tf.float32)
     label_lengths = tf.cast(label_lengths, tf.int32)
     # The kernel refuses an empty label (a silence clip's transcript): such rows get a one-token stand-in,
@@ -32,13 +42,11 @@ def ctc_loss(labels, logits, label_lengths, logit_lengths):
     labels = tf.where(empty[:, None] & first_column, BLANK_INDEX + 1, labels)
     present = tf.where(tf.sequence_mask(tf.where(empty, 1, label_lengths), tf.shape(labels)[1]))
     # The v1 op takes the last class as blank (ours is 0: classes shift down by one) and, told to, gives a label
-    # too long for its frames a zero loss instead of failing the batch; such rows are reported as infinite.
+    # too long for its frames a zero loss instead of failing the batch (`ctc_loss` marks those rows).
     sparse = tf.SparseTensor(present, tf.gather_nd(labels, present) - 1, tf.shape(labels, out_type=tf.int64))
     blank_last = tf.concat([logits[:, :, BLANK_INDEX + 1:], logits[:, :, :BLANK_INDEX + 1]], axis=2)
     losses = tf.compat.v1.nn.ctc_loss(sparse, blank_last, tf.cast(logit_lengths, tf.int32), time_major=False,
                                       ignore_longer_outputs_than_inputs=True)
-    feasible = ctc_min_frames_tf(labels[:, :-1], label_lengths) <= tf.cast(logit_lengths, tf.int32)
-    losses = tf.where(feasible, losses, tf.constant(float("inf")))
     frames = tf.sequence_mask(logit_lengths, tf.shape(logits)[1], dtype=tf.float32)
     all_blank = -tf.reduce_sum(tf.nn.log_softmax(logits)[:, :, BLANK_INDEX] * frames, axis=1)
     return tf.where(empty, all_blank, losses)
@@ -84,15 +92,13 @@ class CTCTrainer(keras.Model):
     def ctc_losses(self, batch, training: bool):
         """Per-utterance CTC losses with unusable ones set to 0, and how many there were.
 
-        Unusable: non-finite, or a label that cannot fit its output frames. TensorFlow's CPU kernel returns a
-        large *finite* loss for the latter rather than inf, so feasibility is checked directly.
+        Unusable: non-finite, which `ctc_loss` makes every label that cannot fit its output frames.
         """
         network = self._stepped.model if training else self.network
         outputs = network({"features": batch["features"], "feature_lengths": batch["feature_lengths"]},
                           training=training)
         losses = ctc_loss(batch["labels"], outputs["logits"], batch["label_lengths"], outputs["output_lengths"])
-        usable = tf.math.is_finite(losses) & (ctc_min_frames_tf(batch["labels"], batch["label_lengths"])
-                                              <= tf.cast(outputs["output_lengths"], tf.int32))
+        usable = tf.math.is_finite(losses)
         return tf.where(usable, losses, 0.0), tf.reduce_sum(tf.cast(~usable, tf.float32))
 
     def train_step(self, data):

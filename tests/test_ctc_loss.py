@@ -56,3 +56,14 @@ def test_a_label_too_long_for_its_frames_is_infinite_and_the_rest_of_the_batch_i
     assert np.isinf(losses[1]) and np.isfinite(np.delete(losses, 1)).all()
     np.testing.assert_allclose(np.delete(losses, 1), np.delete(ctc_loss(labels, logits, label_lengths,
                                                                         logit_lengths).numpy(), 1), rtol=1e-6)
+
+
+def test_the_gpu_branch_marks_a_label_too_long_for_its_frames_infinite_too(monkeypatch):
+    """On a GPU `ctc_loss` takes keras's dense path, which has no notion of an impossible label."""
+    labels, logits, label_lengths, logit_lengths = padded_batch(1)
+    short = tf.tensor_scatter_nd_update(logit_lengths, [[1]], [5])
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    losses = ctc_loss(labels, logits, label_lengths, short).numpy()
+    assert np.isinf(losses[1]) and np.isfinite(np.delete(losses, 1)).all()
+    np.testing.assert_allclose(np.delete(losses, 1), np.delete(keras_ctc_loss(labels, logits, label_lengths,
+                                                                              short).numpy(), 1), rtol=1e-6)
