@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -74,6 +75,10 @@ class Utterance:
         return (None, None) if self.offset is None else (self.offset, self.duration)
 
 
+# np.load parses each .npy header with ast.literal_eval, and CPython 3.11's AST builder keeps its recursion depth
+# in shared state: threads parsing at once fail with "SystemError: AST constructor recursion depth mismatch"
+# (python/cpython#106905), seen in `asr prepare`'s thread pool. Loads take turns; a header is microseconds.
+_NPY_LOAD_LOCK = threading.Lock()
 SEGMENT_MARK = "#t="  # W3C Media Fragments: a time range of the file named before it
 KNOWN_FIELDS = {"audio_filepath", "duration", "text", "speaker", "feature_filepath", "split", "original_text",
                 "offset"}
@@ -275,7 +280,8 @@ def load_features(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise ManifestError(f"{path}: feature file does not exist")
     try:
-        array = np.load(path, allow_pickle=False)
+        with _NPY_LOAD_LOCK:
+            array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
         raise ManifestError(f"{path}: not a readable .npy array ({error})") from None
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
